@@ -149,6 +149,9 @@ static int normalise_layout(VipsImage *in, VipsImage **out, char *detail, size_t
   case VIPS_INTERPRETATION_sRGB:
   case VIPS_INTERPRETATION_RGB:
   case VIPS_INTERPRETATION_RGB16:
+  case VIPS_INTERPRETATION_scRGB:
+    /* scRGB is what libvips calls float RGB (e.g. a float TIFF); API.md takes float samples as
+     * they are, so it is not converted (which would apply the sRGB transfer curve). */
     colour = 1;
     break;
   case VIPS_INTERPRETATION_MULTIBAND:
