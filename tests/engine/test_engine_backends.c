@@ -1,0 +1,157 @@
+/*
+ * test_engine_backends.c: every GPU backend against the CPU backend on the same inputs, from a
+ * single pixel to a 4K frame and a batch of 64. The reference is too slow for the largest cases;
+ * the CPU backend, itself checked against the reference by test_engine_accuracy, stands in.
+ * Where no GPU backend is built or usable, each case skips and says why.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define TOL_BACKENDS 1e-4 /* maps and gradients, max absolute */
+
+struct backends_case {
+  size_t batch, channels, height, width;
+  ssim_dtype dtype;
+  ssim_padding padding;
+  int backward; /* 0: ssim_compute with every output; 1: ssim_backward with a random dL/dmap */
+};
+
+static ssim_engine_t *open_pair(const struct th_ctx *ctx, ssim_engine_t **cpu) {
+  if (ctx->backend == NULL) {
+    print_message("only the CPU backend is built (or selected by SSIM_TEST_BACKEND): "
+                  "no GPU backend to compare with it\n");
+    skip();
+  }
+  ssim_engine_t *gpu = th_engine_open(ctx->backend, 0);
+  *cpu = th_engine_open("cpu", 0);
+  return gpu;
+}
+
+static void check_call(ssim_engine_t *engine, int err, const char *call) {
+  if (err != 0)
+    fail_msg("%s on %s: %s (%s)", call, ssim_engine_backend_name(engine), ssim_err_name(err),
+             ssim_engine_last_error(engine));
+}
+
+/* Gradients: the contract's max absolute difference, and, as an absolute bound says little for
+ * large images whose gradient elements are tiny, the relative L2 error against the CPU too. */
+static void check_gradients(const char *what, const float *gpu, const float *cpu, size_t n,
+                            double scale) {
+  th_check_abs_ff(what, gpu, cpu, n, TOL_BACKENDS);
+  double *want = th_doubles(n);
+  for (size_t i = 0; i < n; i++)
+    want[i] = cpu[i];
+  th_check_rel_l2(what, gpu, want, n, TH_TOL_GRAD_REL, scale);
+  free(want);
+}
+
+static void test_compute(const struct th_ctx *ctx, const struct backends_case *c) {
+  ssim_engine_t *cpu, *gpu = open_pair(ctx, &cpu);
+  struct th_rng rng;
+  th_rng_init(&rng, ctx->case_name);
+  struct ssim_inputs in = {
+      .shape = {.batch = c->batch, .channels = c->channels, .height = c->height, .width = c->width},
+      .dtype = c->dtype,
+      .padding = c->padding};
+  th_images_make(&rng, &in, 0.1);
+  struct th_buffers g, r;
+  th_buffers_alloc(&g, &in, TH_ALL);
+  th_buffers_alloc(&r, &in, TH_ALL);
+  check_call(gpu, ssim_compute(gpu, &in, &g.out), "ssim_compute");
+  check_call(cpu, ssim_compute(cpu, &in, &r.out), "ssim_compute");
+  th_check_abs_d("scores", g.out.scores, r.out.scores, g.scores, TH_TOL_SCORE);
+  th_check_abs_d("channel_scores", g.out.channel_scores, r.out.channel_scores, g.channel_scores,
+                 TH_TOL_SCORE);
+  th_check_abs_ff("map", g.out.map, r.out.map, g.map, TOL_BACKENDS);
+  th_check_abs_ff("block_means", g.out.block_means, r.out.block_means, g.block_means, TOL_BACKENDS);
+  check_gradients("grad_img1", g.out.grad_img1, r.out.grad_img1, g.grad, g.grad_scale);
+  check_gradients("grad_img2", g.out.grad_img2, r.out.grad_img2, g.grad, g.grad_scale);
+  th_buffers_free(&g);
+  th_buffers_free(&r);
+  th_images_free(&in);
+  ssim_engine_destroy(gpu);
+  ssim_engine_destroy(cpu);
+}
+
+static void test_backward(const struct th_ctx *ctx, const struct backends_case *c) {
+  ssim_engine_t *cpu, *gpu = open_pair(ctx, &cpu);
+  struct th_rng rng;
+  th_rng_init(&rng, ctx->case_name);
+  struct ssim_inputs in = {
+      .shape = {.batch = c->batch, .channels = c->channels, .height = c->height, .width = c->width},
+      .dtype = c->dtype,
+      .padding = c->padding};
+  th_images_make(&rng, &in, 0.1);
+  size_t n = th_elements(&in.shape), mh, mw;
+  ref_map_size(c->height, c->width, c->padding, &mh, &mw);
+  size_t map_n = c->batch * c->channels * mh * mw;
+  float *grad_map = th_floats_poisoned(map_n);
+  for (size_t i = 0; i < map_n; i++)
+    grad_map[i] = (float)(th_rng_normal(&rng) / (double)(c->channels * mh * mw));
+  float *g1 = th_floats_poisoned(n), *g2 = th_floats_poisoned(n);
+  float *r1 = th_floats_poisoned(n), *r2 = th_floats_poisoned(n);
+  check_call(gpu, ssim_backward(gpu, &in, grad_map, g1, g2), "ssim_backward");
+  check_call(cpu, ssim_backward(cpu, &in, grad_map, r1, r2), "ssim_backward");
+  double scale = 1.0 / (double)(c->channels * mh * mw);
+  check_gradients("dL/dimg1", g1, r1, n, scale);
+  check_gradients("dL/dimg2", g2, r2, n, scale);
+  free(grad_map);
+  free(g1);
+  free(g2);
+  free(r1);
+  free(r2);
+  th_images_free(&in);
+  ssim_engine_destroy(gpu);
+  ssim_engine_destroy(cpu);
+}
+
+static void test_case(void **state) {
+  const struct th_ctx *ctx = *state;
+  const struct backends_case *c = ctx->param;
+  if (c->backward)
+    test_backward(ctx, c);
+  else
+    test_compute(ctx, c);
+}
+
+static const struct backends_case params[] = {
+    {2, 3, 1, 1, SSIM_DTYPE_U8, SSIM_PADDING_SAME, 0},
+    {1, 1, 11, 11, SSIM_DTYPE_F32, SSIM_PADDING_VALID, 0},
+    {2, 3, 11, 11, SSIM_DTYPE_U16, SSIM_PADDING_SAME, 0},
+    {3, 3, 37, 53, SSIM_DTYPE_U8, SSIM_PADDING_SAME, 0},
+    {1, 1, 53, 37, SSIM_DTYPE_F32, SSIM_PADDING_VALID, 0},
+    {1, 2, 1, 301, SSIM_DTYPE_U8, SSIM_PADDING_SAME, 0},
+    {2, 4, 257, 129, SSIM_DTYPE_U16, SSIM_PADDING_VALID, 0},
+    {1, 3, 1080, 1920, SSIM_DTYPE_F32, SSIM_PADDING_VALID, 0},
+    {1, 3, 2160, 3840, SSIM_DTYPE_U8, SSIM_PADDING_SAME, 0},
+    {64, 3, 32, 48, SSIM_DTYPE_U8, SSIM_PADDING_SAME, 0},
+    {64, 1, 16, 16, SSIM_DTYPE_F32, SSIM_PADDING_VALID, 0},
+    {2, 3, 61, 47, SSIM_DTYPE_F32, SSIM_PADDING_SAME, 1},
+    {2, 3, 61, 47, SSIM_DTYPE_U8, SSIM_PADDING_VALID, 1},
+    {1, 1, 1, 1, SSIM_DTYPE_F32, SSIM_PADDING_SAME, 1},
+};
+
+#define CASE_COUNT (sizeof(params) / sizeof(params[0]))
+static struct th_case cases[CASE_COUNT];
+static char case_names[CASE_COUNT][96];
+
+int main(void) {
+  for (size_t i = 0; i < CASE_COUNT; i++) {
+    const struct backends_case *c = &params[i];
+    snprintf(case_names[i], sizeof(case_names[0]), "vs cpu: %s %zux%zu c%zu b%zu %s %s",
+             c->backward ? "backward" : "compute", c->height, c->width, c->channels, c->batch,
+             th_dtype_name(c->dtype), th_padding_name(c->padding));
+    cases[i] = (struct th_case){case_names[i], test_case, c};
+  }
+  return th_run("engine backends", cases, CASE_COUNT, TH_GPU_BACKENDS) != 0;
+}
