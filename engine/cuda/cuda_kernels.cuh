@@ -1,0 +1,102 @@
+/*
+ * cuda_kernels.cuh: the kernels of the CUDA backend as the host code of this folder sees them.
+ * Internal to engine/cuda; nothing outside this folder includes it.
+ *
+ * Every plane (one channel of one image) is processed on its own: the grid's x dimension runs
+ * over the tiles of a plane, its y dimension over the planes of a launch. Planes are addressed
+ * from the base pointers with 64-bit arithmetic, so any size the engine accepts is indexed
+ * correctly.
+ */
+#ifndef SSIM_CUDA_KERNELS_CUH
+#define SSIM_CUDA_KERNELS_CUH
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+/* Output tiles are 64 pixels wide: two columns of SSIM_BLOCK blocks, so that the per-tile sums
+ * of the forward pass are also the block sums of ssim_outputs.block_means. */
+#define SSIM_CUDA_TILE_W 64
+
+/* What every kernel knows of the request. */
+struct ssim_cuda_geometry {
+  int64_t height, width; /* image */
+  int64_t map_h, map_w;  /* map: the image, or the image cropped by SSIM_HALO */
+  int offset;            /* image coordinate of map pixel 0: 0 (same) or SSIM_HALO (valid) */
+  int dtype;             /* ssim_dtype of the images */
+  int channels;
+};
+
+/*
+ * Forward pass over `planes` consecutive planes. The image pointers point at the first plane of
+ * the launch. Optional outputs (NULL: not written):
+ *   map        the SSIM map of those planes (map_h x map_w each)
+ *   partials   per plane, per tile, per 32-wide half: the sum of the tile's map values
+ *   deriv      training: the products g * dS/d(statistic) that the backward pass blurs, one plane
+ *              set each of `deriv_count` (3 or 4) planes of map size, plane k at deriv +
+ *              k * deriv_stride; see ssim_cuda_deriv_mode
+ * g is grad_map[pixel] when grad_map is not NULL (map-sized planes like `map`), else grad_scale.
+ * `nonfinite` is set to 1 when a float input holds NaN or infinity.
+ */
+enum ssim_cuda_deriv_mode {
+  SSIM_CUDA_DERIV_NONE = 0,
+  SSIM_CUDA_DERIV_IMG1 = 1, /* planes: g dS/dmu1, g dS/ds11, g dS/ds12 */
+  SSIM_CUDA_DERIV_IMG2 = 2, /* planes: g dS/dmu2, g dS/ds22, g dS/ds12 */
+  SSIM_CUDA_DERIV_BOTH = 3  /* planes: g dS/dmu1, g dS/ds11, g dS/ds12, g dS/dmu2 */
+};
+
+struct ssim_cuda_forward_args {
+  const void *img1, *img2;
+  int64_t planes;
+  float *map;
+  float *partials;
+  float *deriv;
+  int64_t deriv_stride;
+  enum ssim_cuda_deriv_mode deriv_mode;
+  const float *grad_map;
+  float grad_scale;
+  int *nonfinite;
+};
+
+/* Tile height of the forward kernels on the current device (the row count of one tile). */
+int ssim_cuda_forward_tile_h(int shared_per_block_optin);
+
+/* Tiles of one plane for the forward pass: tiles_y x tiles_x. */
+void ssim_cuda_forward_tiles(const struct ssim_cuda_geometry *geo, int tile_h, int64_t *tiles_y,
+                             int64_t *tiles_x);
+
+/* Raise the kernels' dynamic shared memory limits; call once per device. They are also the
+ * first calls that need the kernels' code for this device, so they fail when it is missing. */
+cudaError_t ssim_cuda_forward_init(int tile_h);
+cudaError_t ssim_cuda_backward_init(void);
+
+cudaError_t ssim_cuda_forward(const struct ssim_cuda_geometry *geo, int tile_h,
+                              const struct ssim_cuda_forward_args *args, cudaStream_t stream);
+
+/*
+ * Turns the partial sums of `pairs` pairs (all their planes, from plane 0 of `partials`) into
+ * scores (double[pairs]), channel scores (double[pairs * channels]) and block means
+ * (float[pairs * blocks]; not written when NULL). Deterministic: a fixed summation order.
+ */
+cudaError_t ssim_cuda_finalize(const struct ssim_cuda_geometry *geo, int tile_h, int64_t pairs,
+                               const float *partials, double *scores, double *channel_scores,
+                               float *block_means, cudaStream_t stream);
+
+/*
+ * Backward pass over `planes` planes: blurs the derivative planes written by a training forward
+ * pass and combines them with the images: grad_a = G*P0 + 2 a G*P1 + b G*P2 and, with four
+ * planes, grad_b = G*P3 + 2 b G*P1 + a G*P2. For d/dimg1 a = img1, b = img2; for d/dimg2 alone
+ * (SSIM_CUDA_DERIV_IMG2) a = img2, b = img1, since the formula is symmetric in the two images.
+ */
+struct ssim_cuda_backward_args {
+  const void *img_a, *img_b; /* img1, img2 (swapped for IMG2) */
+  int64_t planes;
+  const float *deriv;
+  int64_t deriv_stride;
+  int deriv_count; /* 3 or 4 */
+  float *grad_a, *grad_b;
+};
+
+cudaError_t ssim_cuda_backward(const struct ssim_cuda_geometry *geo,
+                               const struct ssim_cuda_backward_args *args, cudaStream_t stream);
+
+#endif /* SSIM_CUDA_KERNELS_CUH */

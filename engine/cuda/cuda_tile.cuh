@@ -1,0 +1,158 @@
+/*
+ * cuda_tile.cuh: device helpers that the forward and backward kernels share: input conversion,
+ * the tile layout in shared memory, and the separable 11-tap blur of that tile.
+ * Internal to engine/cuda.
+ *
+ * A block produces one output tile of SSIM_CUDA_TILE_W x TH pixels. It stages its inputs with a
+ * halo of SSIM_HALO rows above and below and 8 columns left and right (SSIM_HALO rounded up to
+ * a float4, so that every row of the stage starts on a 16-byte boundary), blurs every staged row
+ * horizontally into a second shared buffer, then each thread blurs one column of that buffer
+ * vertically for kRowsPerThread consecutive output rows, keeping those outputs in registers.
+ */
+#ifndef SSIM_CUDA_TILE_CUH
+#define SSIM_CUDA_TILE_CUH
+
+#include <stdint.h>
+
+#include "cuda_kernels.cuh"
+#include "ssim.h"
+#include "ssim_constants.h"
+
+namespace ssim_cuda {
+
+constexpr int kTileW = SSIM_CUDA_TILE_W;
+constexpr int kLeft = 8;                   /* staged columns left of the tile */
+constexpr int kPitch = kTileW + 2 * kLeft; /* floats per staged row */
+constexpr int kGroups = kTileW / 4;        /* float4 column groups of a horizontally blurred row */
+constexpr int kMaxPlanesPerLaunch = 65535; /* gridDim.y */
+
+__device__ __forceinline__ float to_unit(uint8_t v) {
+  return (float)v * SSIM__U8_SCALE;
+}
+__device__ __forceinline__ float to_unit(uint16_t v) {
+  return (float)v * SSIM__U16_SCALE;
+}
+__device__ __forceinline__ float to_unit(float v) {
+  return v;
+}
+
+/* Pixel `idx` of an image of any dtype, as a [0, 1]-scaled float. */
+__device__ __forceinline__ float load_unit(const void *img, int dtype, int64_t idx) {
+  switch (dtype) {
+  case SSIM_DTYPE_U8:
+    return to_unit(__ldg(static_cast<const uint8_t *>(img) + idx));
+  case SSIM_DTYPE_U16:
+    return to_unit(__ldg(static_cast<const uint16_t *>(img) + idx));
+  default:
+    return __ldg(static_cast<const float *>(img) + idx);
+  }
+}
+
+__host__ __device__ constexpr int64_t div_up(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+/*
+ * Horizontal blur of NS staged planes (rows x kPitch each, at `in`) into NS planes of
+ * rows x kTileW (at `out`). Each work item is 4 adjacent outputs of one row: it reads its 14
+ * inputs per plane with five 16-byte loads, so shared-memory traffic stays under the FMA rate.
+ * With STATS, the two staged planes are images x and y and the five outputs are the blurs of
+ * x, x^2, y, y^2 and xy; otherwise each staged plane is blurred as it is.
+ */
+template <int NS, bool STATS, int ROWS, int THREADS>
+__device__ __forceinline__ void blur_rows(const float *__restrict__ in, float *__restrict__ out) {
+  constexpr float w[SSIM_WINDOW] = SSIM__GAUSS_TAPS;
+  constexpr int NIN = STATS ? 2 : NS;
+  for (int item = threadIdx.x; item < ROWS * kGroups; item += THREADS) {
+    const int r = item / kGroups, k = item % kGroups;
+    float v[NIN][20];
+#pragma unroll
+    for (int p = 0; p < NIN; p++) {
+      const float4 *src = reinterpret_cast<const float4 *>(in + (p * ROWS + r) * kPitch) + k;
+#pragma unroll
+      for (int q = 0; q < 5; q++) {
+        const float4 f = src[q];
+        v[p][4 * q] = f.x;
+        v[p][4 * q + 1] = f.y;
+        v[p][4 * q + 2] = f.z;
+        v[p][4 * q + 3] = f.w;
+      }
+    }
+    /* Output o of the group sits at staged column 4k + o + kLeft; its taps start 5 left of it. */
+    constexpr int first = kLeft - SSIM_HALO;
+    float acc[NS][4];
+#pragma unroll
+    for (int s = 0; s < NS; s++)
+#pragma unroll
+      for (int o = 0; o < 4; o++)
+        acc[s][o] = 0.0f;
+    if constexpr (STATS) {
+      float xx[14], yy[14], xy[14];
+#pragma unroll
+      for (int q = 0; q < 14; q++) {
+        const float x = v[0][q + first], y = v[1][q + first];
+        xx[q] = x * x;
+        yy[q] = y * y;
+        xy[q] = x * y;
+      }
+#pragma unroll
+      for (int t = 0; t < SSIM_WINDOW; t++)
+#pragma unroll
+        for (int o = 0; o < 4; o++) {
+          const int q = o + t;
+          acc[0][o] = fmaf(w[t], v[0][q + first], acc[0][o]);
+          acc[1][o] = fmaf(w[t], xx[q], acc[1][o]);
+          acc[2][o] = fmaf(w[t], v[1][q + first], acc[2][o]);
+          acc[3][o] = fmaf(w[t], yy[q], acc[3][o]);
+          acc[4][o] = fmaf(w[t], xy[q], acc[4][o]);
+        }
+    } else {
+#pragma unroll
+      for (int t = 0; t < SSIM_WINDOW; t++)
+#pragma unroll
+        for (int o = 0; o < 4; o++)
+#pragma unroll
+          for (int s = 0; s < NS; s++)
+            acc[s][o] = fmaf(w[t], v[s][o + t + first], acc[s][o]);
+    }
+#pragma unroll
+    for (int s = 0; s < NS; s++)
+      reinterpret_cast<float4 *>(out + (s * ROWS + r) * kTileW)[k] =
+          make_float4(acc[s][0], acc[s][1], acc[s][2], acc[s][3]);
+  }
+}
+
+/*
+ * Vertical blur of NS horizontally blurred planes (ROWS x kTileW each, at `in`): this thread's
+ * column `col`, output rows first_row .. first_row + M - 1 of the tile, into acc[M][NS]. Each
+ * staged row is read once and added into every output whose window covers it.
+ */
+template <int NS, int M, int ROWS>
+__device__ __forceinline__ void blur_column(const float *__restrict__ in, int col, int first_row,
+                                            float (&acc)[M][NS]) {
+  constexpr float w[SSIM_WINDOW] = SSIM__GAUSS_TAPS;
+#pragma unroll
+  for (int i = 0; i < M; i++)
+#pragma unroll
+    for (int s = 0; s < NS; s++)
+      acc[i][s] = 0.0f;
+#pragma unroll
+  for (int r = 0; r < M + SSIM_WINDOW - 1; r++) {
+    float v[NS];
+#pragma unroll
+    for (int s = 0; s < NS; s++)
+      v[s] = in[(s * ROWS + first_row + r) * kTileW + col];
+#pragma unroll
+    for (int i = 0; i < M; i++) {
+      const int t = r - i;
+      if (t >= 0 && t < SSIM_WINDOW)
+#pragma unroll
+        for (int s = 0; s < NS; s++)
+          acc[i][s] = fmaf(w[t], v[s], acc[i][s]);
+    }
+  }
+}
+
+} // namespace ssim_cuda
+
+#endif /* SSIM_CUDA_TILE_CUH */
