@@ -60,6 +60,88 @@ double th_rng_normal(struct th_rng *rng) {
   return sqrt(-2.0 * log(u)) * cos(2.0 * 3.14159265358979323846 * v);
 }
 
+/* ---- Memory that a failing test does not leak ------------------------------------------- */
+
+/* What the running test holds. Tests run one at a time, so one list serves them all. */
+#define TH_MAX_HELD 1024
+static struct held {
+  void *p;
+  int is_engine;
+} held[TH_MAX_HELD];
+static size_t held_count;
+
+static void hold(void *p, int is_engine) {
+  if (held_count == TH_MAX_HELD)
+    fail_msg("a test holds more than %d buffers and engines", TH_MAX_HELD);
+  held[held_count++] = (struct held){p, is_engine};
+}
+
+/* Forgets p; returns whether it was held. */
+static int release(void *p) {
+  for (size_t i = held_count; i-- > 0;) {
+    if (held[i].p == p) {
+      held[i] = held[--held_count];
+      return 1;
+    }
+  }
+  return 0;
+}
+
+void *th_alloc(size_t bytes) {
+  void *p = malloc(bytes > 0 ? bytes : 1);
+  if (p == NULL)
+    fail_msg("out of memory allocating %zu bytes", bytes);
+  hold(p, 0);
+  return p;
+}
+
+void th_free(void *p) {
+  if (p == NULL)
+    return;
+  if (!release(p))
+    fail_msg("th_free of a pointer th_alloc did not return");
+  free(p);
+}
+
+static size_t skipped_count;
+
+void th_skip(const char *why) {
+  print_message("skipped: %s\n", why);
+  skipped_count++;
+  skip();
+}
+
+size_t th_skipped(void) {
+  return skipped_count;
+}
+
+int th_exit_status(int failed, size_t total) {
+  if (failed != 0)
+    return 1;
+  return total > 0 && skipped_count == total ? TH_EXIT_SKIPPED : 0;
+}
+
+void th_engine_close(ssim_engine_t *engine) {
+  if (engine == NULL)
+    return;
+  if (!release(engine))
+    fail_msg("th_engine_close of an engine th_engine_open did not return");
+  ssim_engine_destroy(engine);
+}
+
+/* cmocka runs this after every test, also after a failure. */
+static int release_all(void **state) {
+  (void)state;
+  while (held_count > 0) {
+    struct held h = held[--held_count];
+    if (h.is_engine)
+      ssim_engine_destroy(h.p);
+    else
+      free(h.p);
+  }
+  return 0;
+}
+
 /* ---- Images ------------------------------------------------------------------------------ */
 
 size_t th_dtype_size(ssim_dtype dtype) {
@@ -96,17 +178,10 @@ void th_image_set(ssim_dtype dtype, void *img, size_t i, double v) {
   }
 }
 
-static void *alloc_or_fail(size_t bytes) {
-  void *p = malloc(bytes > 0 ? bytes : 1);
-  if (p == NULL)
-    fail_msg("out of memory allocating %zu bytes", bytes);
-  return p;
-}
-
 void th_images_make(struct th_rng *rng, struct ssim_inputs *in, double noise) {
   const struct ssim_shape *s = &in->shape;
   size_t n = th_elements(s), bytes = n * th_dtype_size(in->dtype);
-  void *img1 = alloc_or_fail(bytes), *img2 = alloc_or_fail(bytes);
+  void *img1 = th_alloc(bytes), *img2 = th_alloc(bytes);
   for (size_t p = 0; p < s->batch * s->channels; p++) {
     /* A few waves of random direction and wavelength make smooth and busy regions; fine
      * uniform detail on top keeps the local variance realistic rather than zero. */
@@ -135,8 +210,8 @@ void th_images_make(struct th_rng *rng, struct ssim_inputs *in, double noise) {
 }
 
 void th_images_free(struct ssim_inputs *in) {
-  free((void *)in->img1);
-  free((void *)in->img2);
+  th_free((void *)in->img1);
+  th_free((void *)in->img2);
   in->img1 = NULL;
   in->img2 = NULL;
 }
@@ -152,12 +227,14 @@ ssim_engine_t *th_engine_open(const char *backend, int threads) {
   ssim_engine_t *engine = NULL;
   int err = ssim_engine_create(&opts, &engine, detail, sizeof(detail));
   if (err == SSIM_ENOBACKEND) {
-    print_message("backend \"%s\" is built but unusable here, skipping: %s\n", backend, detail);
-    skip();
+    char why[640];
+    snprintf(why, sizeof(why), "backend \"%s\" is built but unusable here: %s", backend, detail);
+    th_skip(why);
   }
   if (err != 0)
     fail_msg("ssim_engine_create(\"%s\", threads %d): %s (%s)", backend, threads,
              ssim_err_name(err), detail);
+  hold(engine, 1);
   assert_string_equal(ssim_engine_backend_name(engine), backend);
   return engine;
 }
@@ -165,7 +242,7 @@ ssim_engine_t *th_engine_open(const char *backend, int threads) {
 /* ---- Output buffers ---------------------------------------------------------------------- */
 
 float *th_floats_poisoned(size_t n) {
-  float *p = alloc_or_fail(n * sizeof(float));
+  float *p = th_alloc(n * sizeof(float));
   for (size_t i = 0; i < n; i++)
     p[i] = NAN;
   return p;
@@ -179,7 +256,7 @@ double *th_doubles_poisoned(size_t n) {
 }
 
 double *th_doubles(size_t n) {
-  return alloc_or_fail(n * sizeof(double));
+  return th_alloc(n * sizeof(double));
 }
 
 void th_buffers_alloc(struct th_buffers *b, const struct ssim_inputs *in, unsigned what) {
@@ -194,6 +271,9 @@ void th_buffers_alloc(struct th_buffers *b, const struct ssim_inputs *in, unsign
       s->batch * ((mh + SSIM_BLOCK - 1) / SSIM_BLOCK) * ((mw + SSIM_BLOCK - 1) / SSIM_BLOCK);
   b->grad = th_elements(s);
   b->grad_scale = 1.0 / ((double)s->channels * (double)mh * (double)mw);
+  b->channels = s->channels;
+  b->map_h = mh;
+  b->map_w = mw;
   b->out.scores = th_doubles_poisoned(b->scores);
   b->ref.scores = th_doubles(b->scores);
   if (what & TH_CHANNELS) {
@@ -219,41 +299,23 @@ void th_buffers_alloc(struct th_buffers *b, const struct ssim_inputs *in, unsign
 }
 
 void th_buffers_free(struct th_buffers *b) {
-  free(b->out.scores);
-  free(b->out.channel_scores);
-  free(b->out.map);
-  free(b->out.block_means);
-  free(b->out.grad_img1);
-  free(b->out.grad_img2);
-  free(b->ref.scores);
-  free(b->ref.channel_scores);
-  free(b->ref.map);
-  free(b->ref.block_means);
-  free(b->ref.grad_img1);
-  free(b->ref.grad_img2);
+  th_free(b->out.scores);
+  th_free(b->out.channel_scores);
+  th_free(b->out.map);
+  th_free(b->out.block_means);
+  th_free(b->out.grad_img1);
+  th_free(b->out.grad_img2);
+  th_free(b->ref.scores);
+  th_free(b->ref.channel_scores);
+  th_free(b->ref.map);
+  th_free(b->ref.block_means);
+  th_free(b->ref.grad_img1);
+  th_free(b->ref.grad_img2);
   memset(b, 0, sizeof(*b));
 }
 
 void th_buffers_reference(struct th_buffers *b, const struct ssim_inputs *in) {
   ref_compute(in, &b->ref);
-}
-
-void th_buffers_check(const struct th_buffers *b) {
-  th_check_abs_d("scores", b->out.scores, b->ref.scores, b->scores, TH_TOL_SCORE);
-  if (b->out.channel_scores != NULL)
-    th_check_abs_d("channel_scores", b->out.channel_scores, b->ref.channel_scores,
-                   b->channel_scores, TH_TOL_SCORE);
-  if (b->out.map != NULL)
-    th_check_abs_f("map", b->out.map, b->ref.map, b->map, TH_TOL_MAP);
-  if (b->out.block_means != NULL)
-    th_check_abs_f("block_means", b->out.block_means, b->ref.block_means, b->block_means,
-                   TH_TOL_MAP);
-  if (b->out.grad_img1 != NULL)
-    th_check_rel_l2("grad_img1", b->out.grad_img1, b->ref.grad_img1, b->grad, TH_TOL_GRAD_REL,
-                    b->grad_scale);
-  if (b->out.grad_img2 != NULL)
-    th_check_rel_l2("grad_img2", b->out.grad_img2, b->ref.grad_img2, b->grad, TH_TOL_GRAD_REL,
-                    b->grad_scale);
 }
 
 /* ---- Comparisons ------------------------------------------------------------------------- */
@@ -358,6 +420,33 @@ void th_check_same_bits(const char *what, const void *a, const void *b, size_t b
       fail_msg("%s: differs at byte %zu of %zu", what, i, bytes);
 }
 
+void th_buffers_check(const struct th_buffers *b) {
+  th_check_abs_d("scores", b->out.scores, b->ref.scores, b->scores, TH_TOL_SCORE);
+  if (b->out.channel_scores != NULL)
+    th_check_abs_d("channel_scores", b->out.channel_scores, b->ref.channel_scores,
+                   b->channel_scores, TH_TOL_SCORE);
+  if (b->out.map != NULL) {
+    /* Name the worst pixel, for a failure to be looked at in the reference. */
+    struct worst w;
+    TH_FIND_WORST(w, b->out.map, b->ref.map, b->map);
+    size_t plane = w.index / (b->map_h * b->map_w), at = w.index % (b->map_h * b->map_w);
+    char what[128];
+    snprintf(what, sizeof(what), "map (pair %zu, channel %zu, row %zu, column %zu of %zux%zu)",
+             plane / b->channels, plane % b->channels, at / b->map_w, at % b->map_w, b->map_h,
+             b->map_w);
+    th_check_abs_f(what, b->out.map, b->ref.map, b->map, TH_TOL_MAP);
+  }
+  if (b->out.block_means != NULL)
+    th_check_abs_f("block_means", b->out.block_means, b->ref.block_means, b->block_means,
+                   TH_TOL_MAP);
+  if (b->out.grad_img1 != NULL)
+    th_check_rel_l2("grad_img1", b->out.grad_img1, b->ref.grad_img1, b->grad, TH_TOL_GRAD_REL,
+                    b->grad_scale);
+  if (b->out.grad_img2 != NULL)
+    th_check_rel_l2("grad_img2", b->out.grad_img2, b->ref.grad_img2, b->grad, TH_TOL_GRAD_REL,
+                    b->grad_scale);
+}
+
 /* ---- Running the cases on every backend -------------------------------------------------- */
 
 int th_run(const char *group, const struct th_case *cases, size_t count, enum th_mode mode) {
@@ -385,6 +474,9 @@ int th_run(const char *group, const struct th_case *cases, size_t count, enum th
     backends[0] = NULL;
     backend_count = 1;
   }
+  const char *filter = getenv("SSIM_TEST_FILTER");
+  if (filter != NULL && filter[0] != '\0')
+    cmocka_set_test_filter(filter);
   printf("%s: seed %llu (replay with SSIM_TEST_SEED=%llu)\n", group, (unsigned long long)th_seed(),
          (unsigned long long)th_seed());
   fflush(stdout);
@@ -406,8 +498,10 @@ int th_run(const char *group, const struct th_case *cases, size_t count, enum th
         snprintf(names + 256 * t, 256, "%s: %s", backends[b], cases[c].name);
       else
         snprintf(names + 256 * t, 256, "%s", cases[c].name);
-      tests[t] = (struct CMUnitTest){
-          .name = names + 256 * t, .test_func = cases[c].fn, .initial_state = &ctx[t]};
+      tests[t] = (struct CMUnitTest){.name = names + 256 * t,
+                                     .test_func = cases[c].fn,
+                                     .teardown_func = release_all,
+                                     .initial_state = &ctx[t]};
     }
   }
   int failed = _cmocka_run_group_tests(group, tests, total, NULL, NULL);

@@ -6,6 +6,8 @@
  * Environment:
  *   SSIM_TEST_SEED=<n>       replay a run (every executable prints the seed it used)
  *   SSIM_TEST_BACKEND=<name> test only that backend (e.g. "cuda"), instead of every built one
+ *   SSIM_TEST_FILTER=<glob>  run only the tests whose name matches (cmocka's * and ? wildcards),
+ *                            e.g. "cpu: 64x64 c3 b5 u8*"
  *
  * Every function that fails a check does so through cmocka (fail_msg / skip), so they may only
  * be called from inside a running test.
@@ -57,6 +59,17 @@ void th_images_free(struct ssim_inputs *in);
 /* Writes value v (a [0, 1]-scaled intensity, or any float for f32) at element i of an image. */
 void th_image_set(ssim_dtype dtype, void *img, size_t i, double v);
 
+/* ---- Memory that a failing test does not leak ------------------------------------------- */
+
+/*
+ * A failed check leaves the test at once (cmocka longjmps), past its frees. So the tests take
+ * their memory and engines from here: each is recorded, released by th_free / th_engine_close,
+ * and whatever a test still holds when it ends is released after it, pass or fail, so that a
+ * sanitizer build reports real leaks only.
+ */
+void *th_alloc(size_t bytes); /* fails the test when out of memory */
+void th_free(void *p);        /* NULL is allowed */
+
 /* ---- Backends and engines ---------------------------------------------------------------- */
 
 /*
@@ -64,6 +77,16 @@ void th_image_set(ssim_dtype dtype, void *img, size_t i, double v);
  * it prints the reason and skips the test. Call it before allocating, as a skip leaves the test.
  */
 ssim_engine_t *th_engine_open(const char *backend, int threads);
+void th_engine_close(ssim_engine_t *engine);
+
+/* Prints why and skips the running test (cmocka's skip), counting it. */
+void th_skip(const char *why);
+/* Tests skipped through th_skip so far: a run that skipped everything can say so to ctest. */
+size_t th_skipped(void);
+/* The exit status of a test executable: 0, 1 when a test failed, or TH_EXIT_SKIPPED when every
+ * one of its `total` tests skipped (ctest shows it as skipped, not passed). */
+#define TH_EXIT_SKIPPED 77
+int th_exit_status(int failed, size_t total);
 
 /* ---- Output buffers ---------------------------------------------------------------------- */
 
@@ -83,6 +106,7 @@ struct th_buffers {
   struct ref_outputs ref;
   size_t scores, channel_scores, map, block_means, grad; /* element counts */
   double grad_scale; /* 1 / (channels * map_h * map_w): a typical gradient element's size */
+  size_t channels, map_h, map_w; /* to name the pixel a failure is at */
 };
 
 void th_buffers_alloc(struct th_buffers *b, const struct ssim_inputs *in, unsigned what);

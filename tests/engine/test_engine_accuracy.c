@@ -34,9 +34,9 @@ static void test_reference_blur_is_the_window_sum(void **state) {
     ref_blur(src, h, w, fast);
     ref_blur_direct(src, h, w, direct);
     th_check_abs_d("separable blur vs window sum", fast, direct, n, 1e-14);
-    free(src);
-    free(fast);
-    free(direct);
+    th_free(src);
+    th_free(fast);
+    th_free(direct);
   }
 }
 
@@ -104,15 +104,15 @@ static void test_reference_symmetry(void **state) {
     assert_true(fabs(map_xy[i] - 1.0) < 1e-14);
     assert_true(fabs(gx_xy[i]) < 1e-9 && fabs(gy_xy[i]) < 1e-9);
   }
-  free(x);
-  free(y);
-  free(g);
-  free(map_xy);
-  free(map_yx);
-  free(gx_xy);
-  free(gy_xy);
-  free(gx_yx);
-  free(gy_yx);
+  th_free(x);
+  th_free(y);
+  th_free(g);
+  th_free(map_xy);
+  th_free(map_yx);
+  th_free(gx_xy);
+  th_free(gy_xy);
+  th_free(gx_yx);
+  th_free(gy_yx);
 }
 
 static const struct th_case reference_cases[] = {
@@ -155,7 +155,7 @@ static void test_accuracy(void **state) {
   th_buffers_check(&b);
   th_buffers_free(&b);
   th_images_free(&in);
-  ssim_engine_destroy(engine);
+  th_engine_close(engine);
 }
 
 #define MAX_CASES 256

@@ -28,9 +28,8 @@ struct backends_case {
 
 static ssim_engine_t *open_pair(const struct th_ctx *ctx, ssim_engine_t **cpu) {
   if (ctx->backend == NULL) {
-    print_message("only the CPU backend is built (or selected by SSIM_TEST_BACKEND): "
-                  "no GPU backend to compare with it\n");
-    skip();
+    th_skip("only the CPU backend is built (or selected by SSIM_TEST_BACKEND): no GPU backend "
+            "to compare with it");
   }
   ssim_engine_t *gpu = th_engine_open(ctx->backend, 0);
   *cpu = th_engine_open("cpu", 0);
@@ -52,7 +51,7 @@ static void check_gradients(const char *what, const float *gpu, const float *cpu
   for (size_t i = 0; i < n; i++)
     want[i] = cpu[i];
   th_check_rel_l2(what, gpu, want, n, TH_TOL_GRAD_REL, scale);
-  free(want);
+  th_free(want);
 }
 
 static void test_compute(const struct th_ctx *ctx, const struct backends_case *c) {
@@ -79,8 +78,8 @@ static void test_compute(const struct th_ctx *ctx, const struct backends_case *c
   th_buffers_free(&g);
   th_buffers_free(&r);
   th_images_free(&in);
-  ssim_engine_destroy(gpu);
-  ssim_engine_destroy(cpu);
+  th_engine_close(gpu);
+  th_engine_close(cpu);
 }
 
 static void test_backward(const struct th_ctx *ctx, const struct backends_case *c) {
@@ -105,14 +104,14 @@ static void test_backward(const struct th_ctx *ctx, const struct backends_case *
   double scale = 1.0 / (double)(c->channels * mh * mw);
   check_gradients("dL/dimg1", g1, r1, n, scale);
   check_gradients("dL/dimg2", g2, r2, n, scale);
-  free(grad_map);
-  free(g1);
-  free(g2);
-  free(r1);
-  free(r2);
+  th_free(grad_map);
+  th_free(g1);
+  th_free(g2);
+  th_free(r1);
+  th_free(r2);
   th_images_free(&in);
-  ssim_engine_destroy(gpu);
-  ssim_engine_destroy(cpu);
+  th_engine_close(gpu);
+  th_engine_close(cpu);
 }
 
 static void test_case(void **state) {
@@ -153,5 +152,6 @@ int main(void) {
              th_dtype_name(c->dtype), th_padding_name(c->padding));
     cases[i] = (struct th_case){case_names[i], test_case, c};
   }
-  return th_run("engine backends", cases, CASE_COUNT, TH_GPU_BACKENDS) != 0;
+  int failed = th_run("engine backends", cases, CASE_COUNT, TH_GPU_BACKENDS);
+  return th_exit_status(failed, CASE_COUNT);
 }

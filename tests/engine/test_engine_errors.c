@@ -36,8 +36,8 @@ static struct ssim_inputs good_inputs(struct fixture *f) {
 
 static struct fixture *fixture_open(const char *backend) {
   ssim_engine_t *engine = th_engine_open(backend, 0);
-  struct fixture *f = calloc(1, sizeof(*f));
-  assert_non_null(f);
+  struct fixture *f = th_alloc(sizeof(*f));
+  memset(f, 0, sizeof(*f));
   f->engine = engine;
   for (size_t i = 0; i < sizeof(f->img1) / sizeof(f->img1[0]); i++) {
     f->img1[i] = (float)((i * 37 % 101) / 100.0);
@@ -48,8 +48,8 @@ static struct fixture *fixture_open(const char *backend) {
 }
 
 static void fixture_close(struct fixture *f) {
-  ssim_engine_destroy(f->engine);
-  free(f);
+  th_engine_close(f->engine);
+  th_free(f);
 }
 
 /* Checks that a call returned `want`, left a message naming it, and that the engine still works. */

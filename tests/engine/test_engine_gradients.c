@@ -32,7 +32,7 @@ static double plane_loss(const double *x, const double *y, size_t planes, size_t
       for (size_t c = crop; c < w - crop; c++)
         loss += weights[p * h * w + r * w + c] * map[r * w + c];
   }
-  free(map);
+  th_free(map);
   return loss;
 }
 
@@ -101,13 +101,13 @@ static void test_reference_fd(void **state) {
   finite_differences(x, y, y, 1, h, w, crop, weights, fdy);
   check_rel_l2_d("reference dL/dx vs finite differences", gx, fdx, n, 1e-6);
   check_rel_l2_d("reference dL/dy vs finite differences", gy, fdy, n, 1e-6);
-  free(x);
-  free(y);
-  free(weights);
-  free(gx);
-  free(gy);
-  free(fdx);
-  free(fdy);
+  th_free(x);
+  th_free(y);
+  th_free(weights);
+  th_free(gx);
+  th_free(gy);
+  th_free(fdx);
+  th_free(fdy);
 }
 
 static const struct reference_fd_case reference_fd_params[] = {{SSIM_PADDING_SAME, 0},
@@ -180,13 +180,13 @@ static void test_engine_fd(void **state) {
     th_check_rel_l2("engine grad_img2 vs finite differences", b.out.grad_img2, fd, n,
                     TH_TOL_GRAD_REL, b.grad_scale);
   }
-  free(x);
-  free(y);
-  free(weights);
-  free(fd);
+  th_free(x);
+  th_free(y);
+  th_free(weights);
+  th_free(fd);
   th_buffers_free(&b);
   th_images_free(&in);
-  ssim_engine_destroy(engine);
+  th_engine_close(engine);
 }
 
 /* ---- ssim_backward with a random upstream gradient --------------------------------------- */
@@ -227,13 +227,13 @@ static void test_backward(void **state) {
     th_check_rel_l2("dL/dimg1", g1, r1, n, TH_TOL_GRAD_REL, 1.0);
   if (g2 != NULL)
     th_check_rel_l2("dL/dimg2", g2, r2, n, TH_TOL_GRAD_REL, 1.0);
-  free(grad_map);
-  free(g1);
-  free(g2);
-  free(r1);
-  free(r2);
+  th_free(grad_map);
+  th_free(g1);
+  th_free(g2);
+  th_free(r1);
+  th_free(r2);
   th_images_free(&in);
-  ssim_engine_destroy(engine);
+  th_engine_close(engine);
 }
 
 /* ssim_backward with the mean score's dL/dmap must give ssim_compute's gradients. */
@@ -267,14 +267,14 @@ static void test_backward_of_mean_is_compute(void **state) {
     for (size_t i = 0; i < b.grad; i++)
       want[i] = b.out.grad_img2[i];
     th_check_rel_l2("backward dL/dimg2 vs compute grad_img2", g2, want, b.grad, 1e-5, b.grad_scale);
-    free(want);
-    free(g1);
-    free(g2);
-    free(grad_map);
+    th_free(want);
+    th_free(g1);
+    th_free(g2);
+    th_free(grad_map);
     th_buffers_free(&b);
     th_images_free(&in);
   }
-  ssim_engine_destroy(engine);
+  th_engine_close(engine);
 }
 
 #define MAX_CASES 64
