@@ -19,6 +19,7 @@
 #include "backend.h"
 #include "cpu_plane.h"
 #include "cpu_pool.h"
+#include "cpu_rows.h"
 
 #define DEVICE_NAME_MAX 192
 /* Tasks per worker the planner aims at, so that unequal tasks still balance. */
@@ -185,6 +186,9 @@ static int job_setup(struct cpu_state *cpu, const struct ssim_inputs *in, int wa
   job->blocks_y = (job->map_height + SSIM_BLOCK - 1) / SSIM_BLOCK;
   job->strip_rows = plan_strip_rows(job->planes, job->map_height, cpu->workers);
   job->strips_per_plane = (job->map_height + job->strip_rows - 1) / job->strip_rows;
+  /* Centring pays where windows lie mostly inside the image; in a narrower image the zero
+   * padding, which centring turns into -c, would dominate the statistics instead. */
+  job->center = job->height >= SSIM_WINDOW && job->width >= SSIM_WINDOW ? SSIM__CPU_CENTER : 0.0f;
   job->dtype = in->dtype;
   job->img1 = in->img1;
   job->img2 = in->img2;
@@ -223,8 +227,8 @@ static int job_run(struct cpu_state *cpu, struct ssim__cpu_job *job, char *detai
     nonfinite |= cpu->workspaces[i].nonfinite;
   if (nonfinite == 0)
     return 0;
-  snprintf(detail, SSIM__DETAIL_MAX, "%s contains NaN or infinity",
-           nonfinite == 3u   ? "img1 and img2 each"
+  snprintf(detail, SSIM__DETAIL_MAX, "the input holds NaN or infinity (in %s)",
+           nonfinite == 3u   ? "img1 and img2"
            : nonfinite == 1u ? "img1"
                              : "img2");
   return SSIM_ENONFINITE;

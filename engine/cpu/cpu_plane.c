@@ -2,8 +2,8 @@
  * cpu_plane.c: the fused streaming pass over one strip of one image plane (see cpu_plane.h).
  *
  * Time runs over input rows t. At step t:
- *   1. input row t is converted to float, squared and multiplied, and blurred horizontally into
- *      the statistics ring (slot t % 11);
+ *   1. input row t is converted to float, centred (x' = x - c, see SSIM__CPU_CENTER), squared
+ *      and multiplied, and blurred horizontally into the statistics ring (slot t % 11);
  *   2. statistics row s = t - 5, whose window is input rows s-5 .. s+5, is blurred vertically;
  *      from it come the map row (copied out, summed per block and per row) and, when gradients
  *      are wanted, the rows of partials P, blurred horizontally into the partials ring;
@@ -11,8 +11,9 @@
  *      and combined with input row r (still in the input ring, which is why that ring is as deep
  *      as the window) into dL/dimg1 and dL/dimg2.
  * A slot is overwritten 11 steps after it was written, when no window needs it any more. Rows
- * outside the image (outside the map's rows, for partials) are the shared row of zeros, which is
- * the metric's zero padding. Nothing of full image size is ever allocated.
+ * outside the image are what zero padding makes of them: the blur of a row of x' = -c for the
+ * means, of c^2 for the products, and zeros for the partials. Nothing of full image size is
+ * ever allocated.
  */
 #include "cpu_plane.h"
 
@@ -31,7 +32,7 @@
 /* The arena's rows: zero, input rings, products, statistics ring, statistics, map, upstream,
  * partials, partials ring, blurred partials. */
 #define ARENA_ROWS                                                                                 \
-  (1 + 2 * SSIM__CPU_RING + 3 + SSIM__CPU_STATS * SSIM__CPU_RING + SSIM__CPU_STATS + 2 +           \
+  (1 + 2 * SSIM__CPU_RING + 5 + SSIM__CPU_STATS * SSIM__CPU_RING + 2 + SSIM__CPU_STATS + 2 +       \
    SSIM__CPU_PARTIALS + SSIM__CPU_PARTIALS * SSIM__CPU_RING + SSIM__CPU_PARTIALS)
 
 /* Indices of the planes of partials. */
@@ -56,7 +57,7 @@ int ssim__cpu_workspace_reserve(struct ssim__cpu_workspace *ws, size_t width, ch
              width);
     return SSIM_ENOMEM;
   }
-  /* Zeros are the padding: the zero row and the left pads are never written afterwards. */
+  /* The zero row is never written afterwards; every other pad is set when a task starts. */
   memset(arena, 0, ARENA_ROWS * stride * sizeof(float));
   ssim__cpu_workspace_release(ws);
 
@@ -67,9 +68,13 @@ int ssim__cpu_workspace_reserve(struct ssim__cpu_workspace *ws, size_t width, ch
     ws->x[i] = TAKE_ROW();
     ws->y[i] = TAKE_ROW();
   }
+  ws->xs = TAKE_ROW();
+  ws->ys = TAKE_ROW();
   ws->xx = TAKE_ROW();
   ws->yy = TAKE_ROW();
   ws->xy = TAKE_ROW();
+  ws->outside_mean = TAKE_ROW();
+  ws->outside_product = TAKE_ROW();
   for (size_t k = 0; k < SSIM__CPU_STATS; k++) {
     for (size_t i = 0; i < SSIM__CPU_RING; i++)
       ws->hstat[k][i] = TAKE_ROW();
@@ -178,21 +183,22 @@ static void load_input_row(struct plane_task *task, ptrdiff_t t) {
       ws->nonfinite |= 2u;
     break;
   }
-  ssim__cpu_row_products(x, y, width, ws->xx + SSIM__CPU_PAD, ws->yy + SSIM__CPU_PAD,
+  ssim__cpu_row_centered(x, y, task->job->center, width, ws->xs + SSIM__CPU_PAD,
+                         ws->ys + SSIM__CPU_PAD, ws->xx + SSIM__CPU_PAD, ws->yy + SSIM__CPU_PAD,
                          ws->xy + SSIM__CPU_PAD);
-  ssim__cpu_row_hblur(ws->x[slot], width, ws->hstat[0][slot]);
-  ssim__cpu_row_hblur(ws->y[slot], width, ws->hstat[1][slot]);
+  ssim__cpu_row_hblur(ws->xs, width, ws->hstat[0][slot]);
+  ssim__cpu_row_hblur(ws->ys, width, ws->hstat[1][slot]);
   ssim__cpu_row_hblur(ws->xx, width, ws->hstat[2][slot]);
   ssim__cpu_row_hblur(ws->yy, width, ws->hstat[3][slot]);
   ssim__cpu_row_hblur(ws->xy, width, ws->hstat[4][slot]);
 }
 
-/* The eleven rows of a ring around `center`; rows outside [lo, hi) are zeros. */
-static void window_rows(float *const ring[SSIM__CPU_RING], const float *zero, ptrdiff_t center,
+/* The eleven rows of a ring around `center`; rows outside [lo, hi) are `outside`. */
+static void window_rows(float *const ring[SSIM__CPU_RING], const float *outside, ptrdiff_t center,
                         ptrdiff_t lo, ptrdiff_t hi, const float *rows[SSIM_WINDOW]) {
   for (ptrdiff_t j = 0; j < SSIM_WINDOW; j++) {
     ptrdiff_t row = center - SSIM_HALO + j;
-    rows[j] = row >= lo && row < hi ? ring[(size_t)row % SSIM__CPU_RING] : zero;
+    rows[j] = row >= lo && row < hi ? ring[(size_t)row % SSIM__CPU_RING] : outside;
   }
 }
 
@@ -216,7 +222,8 @@ static void statistics_row(struct plane_task *task, ptrdiff_t s) {
   size_t width = task->width;
   const float *rows[SSIM_WINDOW];
   for (size_t k = 0; k < SSIM__CPU_STATS; k++) {
-    window_rows(ws->hstat[k], ws->zero, s, 0, (ptrdiff_t)job->height, rows);
+    const float *outside = k < 2 ? ws->outside_mean : ws->outside_product;
+    window_rows(ws->hstat[k], outside, s, 0, (ptrdiff_t)job->height, rows);
     ssim__cpu_row_vblur(rows, width, ws->stat[k]);
   }
   float *const *st = ws->stat;
@@ -225,12 +232,14 @@ static void statistics_row(struct plane_task *task, ptrdiff_t s) {
     float *p1 = ws->partial[PART_1] + SSIM__CPU_PAD, *p2 = ws->partial[PART_2] + SSIM__CPU_PAD;
     float *ps = ws->partial[PART_S] + SSIM__CPU_PAD, *p12 = ws->partial[PART_12] + SSIM__CPU_PAD;
     if (job->grad1 != NULL && job->grad2 != NULL)
-      ssim__cpu_row_partials2(st[0], st[1], st[2], st[3], st[4], g, width, ws->ssim, p1, p2, ps,
-                              p12);
+      ssim__cpu_row_partials2(st[0], st[1], st[2], st[3], st[4], g, job->center, width, ws->ssim,
+                              p1, p2, ps, p12);
     else if (job->grad1 != NULL)
-      ssim__cpu_row_partials(st[0], st[1], st[2], st[3], st[4], g, width, ws->ssim, p1, ps, p12);
+      ssim__cpu_row_partials(st[0], st[1], st[2], st[3], st[4], g, job->center, width, ws->ssim, p1,
+                             ps, p12);
     else
-      ssim__cpu_row_partials(st[1], st[0], st[3], st[2], st[4], g, width, ws->ssim, p2, ps, p12);
+      ssim__cpu_row_partials(st[1], st[0], st[3], st[2], st[4], g, job->center, width, ws->ssim, p2,
+                             ps, p12);
     size_t slot = (size_t)s % SSIM__CPU_RING;
     for (size_t k = 0; k < SSIM__CPU_PARTIALS; k++) {
       if ((k == PART_1 && job->grad1 == NULL) || (k == PART_2 && job->grad2 == NULL))
@@ -238,7 +247,7 @@ static void statistics_row(struct plane_task *task, ptrdiff_t s) {
       ssim__cpu_row_hblur(ws->partial[k], width, ws->hpart[k][slot]);
     }
   } else {
-    ssim__cpu_row_ssim(st[0], st[1], st[2], st[3], st[4], width, ws->ssim);
+    ssim__cpu_row_ssim(st[0], st[1], st[2], st[3], st[4], job->center, width, ws->ssim);
   }
 
   if (job->row_sums == NULL || s < task->rows.out_lo || s >= task->rows.out_hi)
@@ -280,24 +289,37 @@ static void gradient_row(struct plane_task *task, ptrdiff_t r) {
                            job->grad2 + out);
 }
 
-/* A workspace may hold rows of a wider image from an earlier call: zero the right pads at this
- * width, and lay out the upstream row's fixed columns. */
+/* Sets the pads of a padded row of `width` pixels to `value`. */
+static void set_pads(float *padded, size_t width, float value) {
+  for (size_t i = 0; i < SSIM__CPU_PAD; i++) {
+    padded[i] = value;
+    padded[SSIM__CPU_PAD + width + i] = value;
+  }
+}
+
+/* Lays out what a task's rows hold outside the image, at this task's width: a workspace may
+ * hold rows of another image from an earlier call. */
 static void task_prepare(struct plane_task *task) {
   struct ssim__cpu_workspace *ws = task->ws;
   const struct ssim__cpu_job *job = task->job;
-  size_t width = task->width, pad_bytes = SSIM__CPU_PAD * sizeof(float);
-  size_t right = SSIM__CPU_PAD + width;
-  for (size_t i = 0; i < SSIM__CPU_RING; i++) {
-    memset(ws->x[i] + right, 0, pad_bytes);
-    memset(ws->y[i] + right, 0, pad_bytes);
+  size_t width = task->width, padded_width = width + 2 * SSIM__CPU_PAD;
+  const float mean_outside = -job->center;
+  const float product_outside = job->center * job->center;
+  /* Rows above and below the image, blurred horizontally by the same kernel as image rows. */
+  for (size_t i = 0; i < padded_width; i++) {
+    ws->xs[i] = mean_outside;
+    ws->xx[i] = product_outside;
   }
-  memset(ws->xx + right, 0, pad_bytes);
-  memset(ws->yy + right, 0, pad_bytes);
-  memset(ws->xy + right, 0, pad_bytes);
+  ssim__cpu_row_hblur(ws->xs, width, ws->outside_mean);
+  ssim__cpu_row_hblur(ws->xx, width, ws->outside_product);
+  set_pads(ws->ys, width, mean_outside);
+  set_pads(ws->yy, width, product_outside);
+  set_pads(ws->xy, width, product_outside);
   if (!task->want_grad)
     return;
+  /* Partials are zero outside the image. */
   for (size_t k = 0; k < SSIM__CPU_PARTIALS; k++)
-    memset(ws->partial[k] + right, 0, pad_bytes);
+    set_pads(ws->partial[k], width, 0.0f);
   /* Columns outside padding=valid's map get no upstream gradient. */
   size_t offset = job->offset;
   for (size_t i = 0; i < offset; i++) {

@@ -29,10 +29,15 @@ struct ssim__cpu_workspace {
   size_t capacity; /* widest row the buffers hold, in pixels (0: nothing allocated) */
   float *arena;    /* every row below, in one aligned allocation */
   double *block_partials;
-  const float *zero; /* capacity zeros: stands for every row outside the image */
-  float *x[SSIM__CPU_RING], *y[SSIM__CPU_RING];     /* padded input rows, slot = row % ring */
-  float *xx, *yy, *xy;                              /* padded products of the newest input row */
-  float *hstat[SSIM__CPU_STATS][SSIM__CPU_RING];    /* horizontally blurred statistics */
+  const float *zero; /* capacity zeros: the partials of every row outside the image */
+  float *x[SSIM__CPU_RING], *y[SSIM__CPU_RING]; /* input rows, slot = row % ring */
+  /* Padded centred values x' = x - c, y' = y - c and their products x'x', y'y', x'y' of the
+   * newest input row; their pads hold what the image is outside (x = 0): -c and c^2. */
+  float *xs, *ys, *xx, *yy, *xy;
+  float *hstat[SSIM__CPU_STATS][SSIM__CPU_RING]; /* horizontally blurred statistics */
+  /* The horizontal blur of a row outside the image, of x' (-c everywhere) and of the products
+   * (c^2 everywhere): what the statistics ring holds for rows beyond the top and bottom. */
+  float *outside_mean, *outside_product;
   float *stat[SSIM__CPU_STATS];                     /* one row of fully blurred statistics */
   float *ssim;                                      /* one row of the same-padded map */
   float *upstream;                                  /* dL/dmap on the image's columns */
@@ -53,6 +58,7 @@ struct ssim__cpu_job {
   size_t strip_rows; /* map rows per strip, a multiple of SSIM_BLOCK */
   size_t strips_per_plane; /* ceil(map_height / strip_rows) */
   size_t blocks_x, blocks_y;
+  float center; /* what the statistics are centred on (see ssim__cpu_row_centered) */
   ssim_dtype dtype;
   const void *img1, *img2;
   /* Forward outputs: row_sums (planes * map_height, the double sum of each map row) is NULL in

@@ -51,12 +51,16 @@ int ssim__cpu_row_from_f32(const float *restrict src, size_t n, float *restrict 
 }
 
 SSIM__CPU_CLONES
-void ssim__cpu_row_products(const float *restrict x, const float *restrict y, size_t n,
-                            float *restrict xx, float *restrict yy, float *restrict xy) {
+void ssim__cpu_row_centered(const float *restrict x, const float *restrict y, float center,
+                            size_t n, float *restrict xs, float *restrict ys, float *restrict xx,
+                            float *restrict yy, float *restrict xy) {
   for (size_t i = 0; i < n; i++) {
-    xx[i] = x[i] * x[i];
-    yy[i] = y[i] * y[i];
-    xy[i] = x[i] * y[i];
+    float a = x[i] - center, b = y[i] - center;
+    xs[i] = a;
+    ys[i] = b;
+    xx[i] = a * a;
+    yy[i] = b * b;
+    xy[i] = a * b;
   }
 }
 
@@ -95,27 +99,31 @@ void ssim__cpu_row_vblur(const float *const rows[SSIM_WINDOW], size_t n, float *
 
 /* The terms of the SSIM of one pixel, as fused-ssim names them. */
 struct ssim_terms {
-  float a;  /* mu1^2 + mu2^2 + C1 */
-  float b;  /* sigma11 + sigma22 + C2 */
-  float cn; /* 2 mu1 mu2 + C1 */
-  float d;  /* 2 sigma12 + C2 */
-  float ab; /* a * b */
-  float s;  /* (cn * d) / (a * b), not clamped */
+  float mu1, mu2; /* the local means */
+  float a;        /* mu1^2 + mu2^2 + C1 */
+  float b;        /* sigma11 + sigma22 + C2 */
+  float cn;       /* 2 mu1 mu2 + C1 */
+  float d;        /* 2 sigma12 + C2 */
+  float ab;       /* a * b */
+  float s;        /* (cn * d) / (a * b), not clamped */
 };
 
-/* Written so that swapping the two images gives the same bits: every operation that mixes them
- * is a commutative product or sum of two operands. */
-static inline struct ssim_terms ssim_terms_at(float mu1, float mu2, float e11, float e22,
-                                              float e12) {
+/* The terms at one pixel from its statistics centred on `center` (see ssim__cpu_row_centered).
+ * Written so that swapping the two images gives the same bits: every operation that mixes them is a
+ * commutative product or sum of two operands. */
+static inline struct ssim_terms ssim_terms_at(float m1, float m2, float e11, float e22, float e12,
+                                              float center) {
   struct ssim_terms t;
-  float mu11 = mu1 * mu1, mu22 = mu2 * mu2, mu12 = mu1 * mu2;
-  float s11 = e11 - mu11, s22 = e22 - mu22, s12 = e12 - mu12;
+  float mu1 = m1 + center, mu2 = m2 + center;
+  float s11 = e11 - m1 * m1, s22 = e22 - m2 * m2, s12 = e12 - m1 * m2;
   /* Rounding can push a variance slightly below zero; the metric clamps it there. */
   s11 = s11 < 0.0f ? 0.0f : s11;
   s22 = s22 < 0.0f ? 0.0f : s22;
-  t.a = mu11 + mu22 + SSIM__C1;
+  t.mu1 = mu1;
+  t.mu2 = mu2;
+  t.a = mu1 * mu1 + mu2 * mu2 + SSIM__C1;
   t.b = s11 + s22 + SSIM__C2;
-  t.cn = 2.0f * mu12 + SSIM__C1;
+  t.cn = 2.0f * (mu1 * mu2) + SSIM__C1;
   t.d = 2.0f * s12 + SSIM__C2;
   t.ab = t.a * t.b;
   t.s = (t.cn * t.d) / t.ab;
@@ -127,11 +135,11 @@ static inline float clamp_unit(float s) {
 }
 
 SSIM__CPU_CLONES
-void ssim__cpu_row_ssim(const float *restrict mu1, const float *restrict mu2,
+void ssim__cpu_row_ssim(const float *restrict m1, const float *restrict m2,
                         const float *restrict e11, const float *restrict e22,
-                        const float *restrict e12, size_t n, float *restrict ssim) {
+                        const float *restrict e12, float center, size_t n, float *restrict ssim) {
   for (size_t i = 0; i < n; i++)
-    ssim[i] = clamp_unit(ssim_terms_at(mu1[i], mu2[i], e11[i], e22[i], e12[i]).s);
+    ssim[i] = clamp_unit(ssim_terms_at(m1[i], m2[i], e11[i], e22[i], e12[i], center).s);
 }
 
 /*
@@ -148,14 +156,14 @@ void ssim__cpu_row_ssim(const float *restrict mu1, const float *restrict mu2,
  *   pa = 2q (mu_b (D - Cn) + mu_a S (A - B)),  ps = -(q A) S,  pab = 2q Cn.
  */
 SSIM__CPU_CLONES
-void ssim__cpu_row_partials(const float *restrict mu_a, const float *restrict mu_b,
+void ssim__cpu_row_partials(const float *restrict m_a, const float *restrict m_b,
                             const float *restrict e_aa, const float *restrict e_bb,
-                            const float *restrict e_ab, const float *restrict g, size_t n,
-                            float *restrict ssim, float *restrict pa, float *restrict ps,
+                            const float *restrict e_ab, const float *restrict g, float center,
+                            size_t n, float *restrict ssim, float *restrict pa, float *restrict ps,
                             float *restrict pab) {
   for (size_t i = 0; i < n; i++) {
-    float ma = mu_a[i], mb = mu_b[i];
-    struct ssim_terms t = ssim_terms_at(ma, mb, e_aa[i], e_bb[i], e_ab[i]);
+    struct ssim_terms t = ssim_terms_at(m_a[i], m_b[i], e_aa[i], e_bb[i], e_ab[i], center);
+    float ma = t.mu1, mb = t.mu2;
     int inside = t.s >= -1.0f && t.s <= 1.0f;
     ssim[i] = clamp_unit(t.s);
     float q = (inside ? g[i] : 0.0f) / t.ab;
@@ -167,22 +175,22 @@ void ssim__cpu_row_partials(const float *restrict mu_a, const float *restrict mu
 }
 
 SSIM__CPU_CLONES
-void ssim__cpu_row_partials2(const float *restrict mu1, const float *restrict mu2,
+void ssim__cpu_row_partials2(const float *restrict m1, const float *restrict m2,
                              const float *restrict e11, const float *restrict e22,
-                             const float *restrict e12, const float *restrict g, size_t n,
-                             float *restrict ssim, float *restrict p1, float *restrict p2,
+                             const float *restrict e12, const float *restrict g, float center,
+                             size_t n, float *restrict ssim, float *restrict p1, float *restrict p2,
                              float *restrict ps, float *restrict p12) {
   /* The same expressions as ssim__cpu_row_partials, so that asking for one gradient or both
    * gives the same bits for each. */
   for (size_t i = 0; i < n; i++) {
-    float m1 = mu1[i], m2 = mu2[i];
-    struct ssim_terms t = ssim_terms_at(m1, m2, e11[i], e22[i], e12[i]);
+    struct ssim_terms t = ssim_terms_at(m1[i], m2[i], e11[i], e22[i], e12[i], center);
+    float mu1 = t.mu1, mu2 = t.mu2;
     int inside = t.s >= -1.0f && t.s <= 1.0f;
     ssim[i] = clamp_unit(t.s);
     float q = (inside ? g[i] : 0.0f) / t.ab;
     float two_q = 2.0f * q, d_minus_cn = t.d - t.cn, a_minus_b = t.a - t.b;
-    p1[i] = two_q * (m2 * d_minus_cn + m1 * t.s * a_minus_b);
-    p2[i] = two_q * (m1 * d_minus_cn + m2 * t.s * a_minus_b);
+    p1[i] = two_q * (mu2 * d_minus_cn + mu1 * t.s * a_minus_b);
+    p2[i] = two_q * (mu1 * d_minus_cn + mu2 * t.s * a_minus_b);
     ps[i] = -(q * t.a) * t.s;
     p12[i] = two_q * t.cn;
   }
