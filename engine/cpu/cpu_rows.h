@@ -40,7 +40,7 @@ int ssim__cpu_row_from_f32(const float *restrict src, size_t n, float *restrict 
  */
 #define SSIM__CPU_CENTER 0.5f
 
-/* xs = x - c, ys = y - c, xx = xs*xs, yy = ys*ys, xy = xs*ys over n columns. */
+/* With c = `center`: xs = x - c, ys = y - c, xx = xs*xs, yy = ys*ys, xy = xs*ys over n columns. */
 void ssim__cpu_row_centered(const float *restrict x, const float *restrict y, float center,
                             size_t n, float *restrict xs, float *restrict ys, float *restrict xx,
                             float *restrict yy, float *restrict xy);
@@ -48,13 +48,14 @@ void ssim__cpu_row_centered(const float *restrict x, const float *restrict y, fl
 /* Horizontal 11-tap Gaussian of a padded row: out[i] = sum_k G[k] * padded[i + k], i < n. */
 void ssim__cpu_row_hblur(const float *restrict padded, size_t n, float *restrict out);
 
-/* Vertical 11-tap Gaussian: out[i] = sum_k G[k] * rows[k][i], i < n. The rows may repeat (a
- * shared row of zeros stands for every row outside the image) but must not overlap `out`. */
+/* Vertical 11-tap Gaussian: out[i] = sum_k G[k] * rows[k][i], i < n. The rows may repeat (one
+ * shared row stands for every row outside the image) but must not overlap `out`. */
 void ssim__cpu_row_vblur(const float *const rows[SSIM_WINDOW], size_t n, float *out);
 
-/* One row of the SSIM map, clamped to [-1, 1], from the blurred centred statistics
- * m1 = G*x', m2 = G*y', e11 = G*(x'*x'), e22 = G*(y'*y'), e12 = G*(x'*y') (see
- * the centre c): mu1 = m1 + c, sigma11 = e11 - m1^2, sigma12 = e12 - m1 m2. */
+/* One row of the SSIM map, clamped to [-1, 1], from the blurred statistics of values centred
+ * on c = `center` (see ssim__cpu_row_centered): m1 = G*x', m2 = G*y', e11 = G*(x'x'),
+ * e22 = G*(y'y'), e12 = G*(x'y'), from which mu1 = m1 + c, sigma11 = e11 - m1^2 and
+ * sigma12 = e12 - m1 m2. */
 void ssim__cpu_row_ssim(const float *restrict m1, const float *restrict m2,
                         const float *restrict e11, const float *restrict e22,
                         const float *restrict e12, float center, size_t n, float *restrict ssim);
@@ -62,8 +63,8 @@ void ssim__cpu_row_ssim(const float *restrict m1, const float *restrict m2,
 /*
  * The SSIM row as ssim__cpu_row_ssim writes it (from the same centred statistics), plus the
  * upstream gradient g = dL/dmap pushed through the map onto the statistics of image a (the image
- * whose gradient is wanted): pa = g * dS/dmu_a, ps = g * dS/dsigma_aa (= g * dS/dsigma_bb), pab = g
- * * dS/dsigma_ab, all zero where the map was clamped. The map is symmetric in the two images, so
+ * whose gradient is wanted): pa = g * dS/dmu_a, ps = g * dS/dsigma_aa (= g * dS/dsigma_bb), pab =
+ * g * dS/dsigma_ab, all zero where the map was clamped. The map is symmetric in the two images, so
  * passing (m2, m1, e22, e11) gives the partials of image 2 and bitwise the same map row.
  */
 void ssim__cpu_row_partials(const float *restrict m_a, const float *restrict m_b,
