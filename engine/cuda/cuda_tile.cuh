@@ -4,10 +4,10 @@
  * Internal to engine/cuda.
  *
  * A block produces one output tile of SSIM_CUDA_TILE_W x TH pixels. It stages its inputs with a
- * halo of SSIM_HALO rows above and below and 8 columns left and right (SSIM_HALO rounded up to
- * a float4, so that every row of the stage starts on a 16-byte boundary), blurs every staged row
- * horizontally into a second shared buffer, then each thread blurs one column of that buffer
- * vertically for kRowsPerThread consecutive output rows, keeping those outputs in registers.
+ * halo of SSIM_HALO pixels on every side (rows padded to kPitch floats, a multiple of a float4),
+ * blurs every staged row horizontally into a second shared buffer, then each thread blurs one
+ * column of that buffer vertically for several consecutive output rows, keeping those outputs
+ * in registers.
  */
 #ifndef SSIM_CUDA_TILE_CUH
 #define SSIM_CUDA_TILE_CUH
@@ -21,8 +21,9 @@
 namespace ssim_cuda {
 
 constexpr int kTileW = SSIM_CUDA_TILE_W;
-constexpr int kLeft = 8;                   /* staged columns left of the tile */
-constexpr int kPitch = kTileW + 2 * kLeft; /* floats per staged row */
+constexpr int kLeft = SSIM_HALO; /* staged columns left of the tile */
+/* Floats per staged row: kTileW + 2 * SSIM_HALO = 74 used, rounded up to whole float4s. */
+constexpr int kPitch = (kTileW + 2 * SSIM_HALO + 3) / 4 * 4;
 constexpr int kGroups = kTileW / 4;        /* float4 column groups of a horizontally blurred row */
 constexpr int kMaxPlanesPerLaunch = 65535; /* gridDim.y */
 
@@ -53,11 +54,11 @@ __host__ __device__ constexpr int64_t div_up(int64_t a, int64_t b) {
 }
 
 /*
- * Horizontal blur of NS staged planes (rows x kPitch each, at `in`) into NS planes of
- * rows x kTileW (at `out`). Each work item is 4 adjacent outputs of one row: it reads its 14
- * inputs per plane with five 16-byte loads, so shared-memory traffic stays under the FMA rate.
- * With STATS, the two staged planes are images x and y and the five outputs are the blurs of
- * x, x^2, y, y^2 and xy; otherwise each staged plane is blurred as it is.
+ * Horizontal blur of NS staged planes (ROWS x kPitch each, at `in`) into NS planes of
+ * ROWS x kTileW (at `out`). Each work item is 4 adjacent outputs of one row: their 14 inputs per
+ * plane are the first 14 of four 16-byte loads, so shared-memory traffic stays under the FMA
+ * rate. With STATS, the two staged planes are images x and y and the five outputs are the blurs
+ * of x, x^2, y, y^2 and xy; otherwise each staged plane is blurred as it is.
  */
 template <int NS, bool STATS, int ROWS, int THREADS>
 __device__ __forceinline__ void blur_rows(const float *__restrict__ in, float *__restrict__ out) {
@@ -65,12 +66,13 @@ __device__ __forceinline__ void blur_rows(const float *__restrict__ in, float *_
   constexpr int NIN = STATS ? 2 : NS;
   for (int item = threadIdx.x; item < ROWS * kGroups; item += THREADS) {
     const int r = item / kGroups, k = item % kGroups;
-    float v[NIN][20];
+    /* Output o of group k sits at staged column 4k + o + kLeft: its taps start at 4k + o. */
+    float v[NIN][16];
 #pragma unroll
     for (int p = 0; p < NIN; p++) {
       const float4 *src = reinterpret_cast<const float4 *>(in + (p * ROWS + r) * kPitch) + k;
 #pragma unroll
-      for (int q = 0; q < 5; q++) {
+      for (int q = 0; q < 4; q++) {
         const float4 f = src[q];
         v[p][4 * q] = f.x;
         v[p][4 * q + 1] = f.y;
@@ -78,8 +80,6 @@ __device__ __forceinline__ void blur_rows(const float *__restrict__ in, float *_
         v[p][4 * q + 3] = f.w;
       }
     }
-    /* Output o of the group sits at staged column 4k + o + kLeft; its taps start 5 left of it. */
-    constexpr int first = kLeft - SSIM_HALO;
     float acc[NS][4];
 #pragma unroll
     for (int s = 0; s < NS; s++)
@@ -90,7 +90,7 @@ __device__ __forceinline__ void blur_rows(const float *__restrict__ in, float *_
       float xx[14], yy[14], xy[14];
 #pragma unroll
       for (int q = 0; q < 14; q++) {
-        const float x = v[0][q + first], y = v[1][q + first];
+        const float x = v[0][q], y = v[1][q];
         xx[q] = x * x;
         yy[q] = y * y;
         xy[q] = x * y;
@@ -100,9 +100,9 @@ __device__ __forceinline__ void blur_rows(const float *__restrict__ in, float *_
 #pragma unroll
         for (int o = 0; o < 4; o++) {
           const int q = o + t;
-          acc[0][o] = fmaf(w[t], v[0][q + first], acc[0][o]);
+          acc[0][o] = fmaf(w[t], v[0][q], acc[0][o]);
           acc[1][o] = fmaf(w[t], xx[q], acc[1][o]);
-          acc[2][o] = fmaf(w[t], v[1][q + first], acc[2][o]);
+          acc[2][o] = fmaf(w[t], v[1][q], acc[2][o]);
           acc[3][o] = fmaf(w[t], yy[q], acc[3][o]);
           acc[4][o] = fmaf(w[t], xy[q], acc[4][o]);
         }
@@ -113,7 +113,7 @@ __device__ __forceinline__ void blur_rows(const float *__restrict__ in, float *_
         for (int o = 0; o < 4; o++)
 #pragma unroll
           for (int s = 0; s < NS; s++)
-            acc[s][o] = fmaf(w[t], v[s][o + t + first], acc[s][o]);
+            acc[s][o] = fmaf(w[t], v[s][o + t], acc[s][o]);
     }
 #pragma unroll
     for (int s = 0; s < NS; s++)

@@ -24,31 +24,57 @@ template <int TH> struct forward_config {
   static constexpr int min_blocks = TH >= 32 ? 2 : 1;
 };
 
-/* Stages rows x kPitch pixels of both images, from image pixel (iy0, ix0), zero outside. */
+/*
+ * Stages ROWS x kPitch pixels of both images from image pixel (iy0, ix0), zero outside the image,
+ * each stored minus kCenter. The variances are differences of two nearly equal blurred moments
+ * (s11 = G*(x^2) - mu1^2); centring the values first (the variances do not change when x is
+ * shifted, and the window's weights sum to 1) keeps that cancellation small on bright flat
+ * regions, so that the map stays within 1e-4 of a float64 reference, as the CPU backend does.
+ * A warp stages whole rows: the row's bounds and base index once, three columns per lane.
+ */
+constexpr float kCenter = 0.5f;
+
 template <typename T, int ROWS, int THREADS>
 __device__ __forceinline__ bool
 stage_images(float *__restrict__ s_x, float *__restrict__ s_y, const T *__restrict__ img1,
              const T *__restrict__ img2, int64_t iy0, int64_t ix0, int64_t height, int64_t width) {
+  constexpr int kWarps = THREADS / 32;
+  const int lane = threadIdx.x % 32;
+  bool col_ok[3];
+#pragma unroll
+  for (int q = 0; q < 3; q++)
+    col_ok[q] = 32 * q + lane < kPitch && (uint64_t)(ix0 + 32 * q + lane) < (uint64_t)width;
   bool bad = false;
-#pragma unroll 4
-  for (int i = threadIdx.x; i < ROWS * kPitch; i += THREADS) {
-    const int r = i / kPitch, j = i - r * kPitch;
-    const int64_t iy = iy0 + r, ix = ix0 + j;
-    float x = 0.0f, y = 0.0f;
-    if ((uint64_t)iy < (uint64_t)height && (uint64_t)ix < (uint64_t)width) {
-      const int64_t idx = iy * width + ix;
-      x = to_unit(__ldg(img1 + idx));
-      y = to_unit(__ldg(img2 + idx));
+#pragma unroll 2
+  for (int r = threadIdx.x / 32; r < ROWS; r += kWarps) {
+    const int64_t iy = iy0 + r;
+    const bool row_ok = (uint64_t)iy < (uint64_t)height;
+    const int64_t base = iy * width + ix0 + lane;
+    float x[3], y[3];
+#pragma unroll
+    for (int q = 0; q < 3; q++) {
+      x[q] = 0.0f;
+      y[q] = 0.0f;
+      if (row_ok && col_ok[q]) {
+        x[q] = to_unit(__ldg(img1 + base + 32 * q));
+        y[q] = to_unit(__ldg(img2 + base + 32 * q));
+      }
     }
-    s_x[i] = x;
-    s_y[i] = y;
-    /* Only float input can hold NaN or infinity; x - x is NaN exactly for those. */
-    bad |= (x - x != 0.0f) | (y - y != 0.0f);
+#pragma unroll
+    for (int q = 0; q < 3; q++) {
+      if (32 * q + lane < kPitch) {
+        s_x[r * kPitch + 32 * q + lane] = x[q] - kCenter;
+        s_y[r * kPitch + 32 * q + lane] = y[q] - kCenter;
+      }
+      /* Only float input can hold NaN or infinity; v - v is NaN exactly for those. */
+      bad |= (x[q] - x[q] != 0.0f) | (y[q] - y[q] != 0.0f);
+    }
   }
   return bad;
 }
 
-/* SSIM of one pixel from its five blurred statistics, with fused-ssim's clamps. */
+/* SSIM of one pixel from its five blurred centred statistics (G*x', G*x'^2, G*y', G*y'^2,
+ * G*x'y' with x' = x - kCenter), with fused-ssim's clamps. */
 struct pixel_terms {
   float mu1, mu2, A, B, Cn, D, S;
   bool clamped;
@@ -56,17 +82,19 @@ struct pixel_terms {
 
 __device__ __forceinline__ pixel_terms ssim_pixel(const float (&st)[5]) {
   pixel_terms p;
-  p.mu1 = st[0];
-  p.mu2 = st[2];
-  const float mu1_sq = p.mu1 * p.mu1, mu2_sq = p.mu2 * p.mu2;
-  const float s11 = fmaxf(0.0f, st[1] - mu1_sq);
-  const float s22 = fmaxf(0.0f, st[3] - mu2_sq);
-  const float s12 = st[4] - p.mu1 * p.mu2;
-  p.A = mu1_sq + mu2_sq + SSIM__C1;
+  const float m1 = st[0], m2 = st[2];
+  p.mu1 = m1 + kCenter;
+  p.mu2 = m2 + kCenter;
+  const float s11 = fmaxf(0.0f, st[1] - m1 * m1);
+  const float s22 = fmaxf(0.0f, st[3] - m2 * m2);
+  const float s12 = st[4] - m1 * m2;
+  p.A = p.mu1 * p.mu1 + p.mu2 * p.mu2 + SSIM__C1;
   p.B = s11 + s22 + SSIM__C2;
   p.Cn = 2.0f * p.mu1 * p.mu2 + SSIM__C1;
   p.D = 2.0f * s12 + SSIM__C2;
-  const float val = (p.Cn * p.D) / (p.A * p.B);
+  /* A >= C1 and B >= C2, so the fast division (2 ulp) is safe; its error is far below the
+   * float32 rounding of the statistics themselves. */
+  const float val = __fdividef(p.Cn * p.D, p.A * p.B);
   p.clamped = val < -1.0f || val > 1.0f;
   p.S = fmaxf(-1.0f, fminf(1.0f, val));
   return p;
@@ -136,7 +164,7 @@ __global__ void __launch_bounds__(forward_config<TH>::threads, forward_config<TH
       const float g = args.grad_map != nullptr ? __ldg(args.grad_map + idx) : args.grad_scale;
       float d_mu1 = 0.0f, d_mu2 = 0.0f, d_s11 = 0.0f, d_s12 = 0.0f;
       if (!p.clamped) {
-        const float r = 1.0f / (p.A * p.B);
+        const float r = __fdividef(1.0f, p.A * p.B);
         const float rA = p.B * r, rB = p.A * r;
         const float cd = 2.0f * p.Cn * p.D * r;
         d_mu1 = (p.mu2 * 2.0f * p.D) * r - (p.mu2 * 2.0f * p.Cn) * r - p.mu1 * cd * rA +
@@ -286,6 +314,11 @@ template <int TH> cudaError_t set_forward_smem() {
 using namespace ssim_cuda;
 
 int ssim_cuda_forward_tile_h(int shared_per_block_optin) {
+#ifdef SSIM_CUDA_FORCE_TILE_H
+  /* A build-time override for tuning: 16 or 32. */
+  if (SSIM_CUDA_FORCE_TILE_H == 16 || shared_per_block_optin >= (int)forward_config<32>::smem)
+    return SSIM_CUDA_FORCE_TILE_H;
+#endif
   /* 32-row tiles halve the share of halo rows but need about 79 KiB of shared memory; devices
    * with less (sm_75) take 16-row tiles. */
   return shared_per_block_optin >= (int)forward_config<32>::smem ? 32 : 16;
