@@ -75,14 +75,14 @@ struct ssim__cpu_job {
   struct ssim__cpu_workspace *workspaces; /* one per worker */
 };
 
-/* Make `ws` hold rows of `width` pixels (growing only). Returns 0 or SSIM_ENOMEM with a
+/** Make `ws` hold rows of `width` pixels (growing only). Returns 0 or SSIM_ENOMEM with a
  * sentence in `detail` (SSIM__DETAIL_MAX bytes); on failure the old buffers are kept. */
 int ssim__cpu_workspace_reserve(struct ssim__cpu_workspace *ws, size_t width, char *detail);
 
-/* Free a workspace's buffers and zero it. */
+/** Free a workspace's buffers and zero it. */
 void ssim__cpu_workspace_release(struct ssim__cpu_workspace *ws);
 
-/* Run task `task` of the job `context` (a struct ssim__cpu_job) with the scratch rows of
+/** Run task `task` of the job `context` (a struct ssim__cpu_job) with the scratch rows of
  * worker `worker`; a ssim__cpu_task_fn. */
 void ssim__cpu_job_task(void *context, size_t task, unsigned worker);
 

@@ -14,10 +14,10 @@
 
 struct ssim__cpu_pool;
 
-/* One task of a job: `context` is the job's, `task` in [0, task_count), `worker` in [0, size). */
+/** One task of a job: `context` is the job's, `task` in [0, task_count), `worker` in [0, size). */
 typedef void (*ssim__cpu_task_fn)(void *context, size_t task, unsigned worker);
 
-/*
+/**
  * Create a pool of `workers` workers (at least 1), the caller being one of them, so that
  * workers - 1 threads are started; they block every signal, leaving signals to the
  * application's threads. On success *out is owned by the caller and released with
@@ -26,13 +26,13 @@ typedef void (*ssim__cpu_task_fn)(void *context, size_t task, unsigned worker);
  */
 int ssim__cpu_pool_create(unsigned workers, struct ssim__cpu_pool **out, char *detail);
 
-/* Stop and join the threads, and free the pool. NULL is allowed. */
+/** Stop and join the threads, and free the pool. NULL is allowed. */
 void ssim__cpu_pool_destroy(struct ssim__cpu_pool *pool);
 
-/* Number of workers, the caller included. */
+/** Number of workers, the caller included. */
 unsigned ssim__cpu_pool_size(const struct ssim__cpu_pool *pool);
 
-/* Run tasks 0 .. task_count-1 of `fn` on the workers, the calling thread taking part, and
+/** Run tasks 0 .. task_count-1 of `fn` on the workers, the calling thread taking part, and
  * return when all have finished. */
 void ssim__cpu_pool_run(struct ssim__cpu_pool *pool, size_t task_count, ssim__cpu_task_fn fn,
                         void *context);
