@@ -4,12 +4,12 @@
 #include "harness.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+/* cmocka.h needs these first. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -320,6 +320,10 @@ void th_buffers_reference(struct th_buffers *b, const struct ssim_inputs *in) {
 
 /* ---- Comparisons ------------------------------------------------------------------------- */
 
+double th_tol_mean(size_t count) {
+  return fmax(TH_TOL_SCORE, TH_TOL_MAP / sqrt((double)count));
+}
+
 /* The worst |got - want| over n elements read through `get`; the index of the first non-finite
  * `got` wins outright, as it means an element was never written (or the engine blew up). */
 struct worst {
@@ -421,10 +425,11 @@ void th_check_same_bits(const char *what, const void *a, const void *b, size_t b
 }
 
 void th_buffers_check(const struct th_buffers *b) {
-  th_check_abs_d("scores", b->out.scores, b->ref.scores, b->scores, TH_TOL_SCORE);
+  th_check_abs_d("scores", b->out.scores, b->ref.scores, b->scores,
+                 th_tol_mean(b->channels * b->map_h * b->map_w));
   if (b->out.channel_scores != NULL)
     th_check_abs_d("channel_scores", b->out.channel_scores, b->ref.channel_scores,
-                   b->channel_scores, TH_TOL_SCORE);
+                   b->channel_scores, th_tol_mean(b->map_h * b->map_w));
   if (b->out.map != NULL) {
     /* Name the worst pixel, for a failure to be looked at in the reference. */
     struct worst w;

@@ -26,6 +26,15 @@
 #define TH_TOL_MAP 1e-4      /* map values and block means, max absolute */
 #define TH_TOL_GRAD_REL 1e-3 /* gradients, ||got - ref|| / ||ref|| */
 
+/*
+ * Tolerance of a mean of `count` map values. A score is within TH_TOL_SCORE because it averages
+ * many map values whose float32 errors (each allowed TH_TOL_MAP) mostly cancel; a mean of a
+ * handful, such as the score of an 11x11 image under valid padding (one map value), cannot be
+ * held tighter than TH_TOL_MAP / sqrt(count) without holding single map values to 1e-5, which
+ * the map's own tolerance says float32 cannot promise. From 100 values on, this is TH_TOL_SCORE.
+ */
+double th_tol_mean(size_t count);
+
 /* ---- Random numbers ---------------------------------------------------------------------- */
 
 struct th_rng {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* cmocka.h needs these first. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
