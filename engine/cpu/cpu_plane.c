@@ -29,8 +29,8 @@
 #define ROW_ALIGN_FLOATS 16
 #define ROW_ALIGN_BYTES (ROW_ALIGN_FLOATS * sizeof(float))
 
-/* The arena's rows: zero, input rings, products, statistics ring, statistics, map, upstream,
- * partials, partials ring, blurred partials. */
+/* The arena's rows: zero, input rings, centred values and products, statistics ring, the two
+ * rows outside the image, statistics, map, upstream, partials, partials ring, blurred partials. */
 #define ARENA_ROWS                                                                                 \
   (1 + 2 * SSIM__CPU_RING + 5 + SSIM__CPU_STATS * SSIM__CPU_RING + 2 + SSIM__CPU_STATS + 2 +       \
    SSIM__CPU_PARTIALS + SSIM__CPU_PARTIALS * SSIM__CPU_RING + SSIM__CPU_PARTIALS)
