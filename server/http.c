@@ -32,6 +32,7 @@ static struct {
   struct MHD_Daemon *daemon;
   struct ssimd_app *app;
   atomic_size_t active;
+  atomic_size_t accepted; /* requests past the draining check and not yet ended */
   atomic_uint_fast64_t next_id;
   unsigned id_salt;
 } server;
@@ -47,6 +48,10 @@ uint64_t ssimd_now_ns(void) {
 
 size_t ssimd_http_active_requests(void) {
   return atomic_load(&server.active);
+}
+
+size_t ssimd_http_accepted_requests(void) {
+  return atomic_load(&server.accepted);
 }
 
 const char *ssimd_request_header(struct ssimd_request *req, const char *name) {
@@ -218,6 +223,8 @@ static int request_begin(struct ssimd_request *req, const char *url) {
     ssimd_request_send_error(req, SSIMD_ERROR_UNAUTHORIZED, NULL, NULL);
     return 1;
   }
+  req->accepted = 1;
+  atomic_fetch_add(&server.accepted, 1);
   req->body_limit = handler->body_limit == SSIMD_BODY_LIMIT_CONFIG ? app->config->max_body_bytes
                                                                    : handler->body_limit;
   /* A body the headers announce as too large is refused before a byte of it is read. */
@@ -323,6 +330,8 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
   if (req->handler != NULL && req->handler->on_free != NULL)
     req->handler->on_free(req);
   ssimd_answer_free(req->resumed);
+  if (req->accepted)
+    atomic_fetch_sub(&server.accepted, 1);
   free(req);
   atomic_fetch_sub(&server.active, 1);
 }

@@ -44,6 +44,7 @@ struct ssimd_request {
   uint64_t body_limit;                 /* resolved from handler->body_limit */
   /* Private to http.c. */
   int phase;
+  int accepted; /* counted in ssimd_http_accepted_requests */
   int body_overflow;
   ssimd_error deferred_error; /* recorded by ssimd_request_fail; SSIMD_ERROR_COUNT: none */
   char deferred_message[256];
@@ -67,6 +68,9 @@ int ssimd_http_start(struct ssimd_app *app, char *detail, size_t detail_size);
 
 /* Requests begun and not yet ended (any endpoint, including suspended ones). Any thread. */
 size_t ssimd_http_active_requests(void);
+
+/* Requests that passed the draining check and have not ended: what a drain waits for. */
+size_t ssimd_http_accepted_requests(void);
 
 /* Stop accepting connections; the open ones are still served. */
 void ssimd_http_quiesce(void);

@@ -42,8 +42,9 @@ static int wait_until(int (*done)(struct ssimd_app *), struct ssimd_app *app, do
   return done(app);
 }
 
-static int nothing_admitted(struct ssimd_app *app) {
-  return ssimd_scheduler_admitted(app->scheduler) == 0;
+/* Every request accepted before the drain began has been answered, and no job is left. */
+static int nothing_accepted(struct ssimd_app *app) {
+  return ssimd_http_accepted_requests() == 0 && ssimd_scheduler_admitted(app->scheduler) == 0;
 }
 
 static int nothing_active(struct ssimd_app *app) {
@@ -150,12 +151,13 @@ int main(int argc, char **argv) {
   ssimd_log_info("%s: draining (new requests get 503; queued ones are answered)",
                  signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   atomic_store(&app.draining, 1);
-  /* Every admitted job is answered by its deadline at the latest. */
-  if (!wait_until(nothing_admitted, &app, config.request_timeout_s + 5))
-    ssimd_log_error("drain: jobs still admitted after request_timeout_s; stopping anyway");
-  /* Let answers already resumed go out before connections close. */
+  /* Every accepted job is answered by its deadline at the latest; a client still uploading a
+   * body after that much time is cut off. */
+  if (!wait_until(nothing_accepted, &app, config.request_timeout_s + 5))
+    ssimd_log_error("drain: requests still open after request_timeout_s; stopping anyway");
+  /* New connections are refused from here; requests on open ones are answered 503. */
   ssimd_http_quiesce();
-  wait_until(nothing_active, &app, 2);
+  wait_until(nothing_active, &app, 1);
   ssimd_http_stop();
   ssimd_scheduler_stop(app.scheduler);
   ssimd_metrics_destroy(app.metrics);
