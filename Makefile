@@ -6,6 +6,9 @@ BUILD_DIR ?= build-release
 TEST_DIR ?= build-test
 SANITIZE_DIR ?= build-sanitize
 CMAKE_FLAGS ?=
+# The interpreter whose packages hold scikit-image and PyTorch (Debian's: python3-skimage,
+# python3-torch).
+PYTHON ?= python3
 
 .PHONY: run test build deps bench clean
 
@@ -34,7 +37,7 @@ test: deps
 # The CPU engine benchmark against scikit-image and PyTorch (needs python3-skimage and
 # python3-torch; see docs/benchmarks.md).
 bench: build
-	$(BUILD_DIR)/bench/engine/bench_cpu_engine --peers bench/engine/peers.py
+	$(BUILD_DIR)/bench/engine/bench_cpu_engine --peers bench/engine/peers.py --python $(PYTHON)
 
 clean:
 	rm -rf $(BUILD_DIR) $(TEST_DIR) $(SANITIZE_DIR)
