@@ -31,6 +31,8 @@ struct buffer {
 };
 
 static int buffer_append(struct buffer *b, const char *data, size_t size) {
+  if (size == 0)
+    return 0; /* memcpy from or to NULL is undefined even for 0 bytes */
   if (size > b->cap - b->len) {
     size_t cap = b->cap ? b->cap : 64 * 1024;
     while (cap - b->len < size)
@@ -143,7 +145,8 @@ static enum MHD_Result on_form_data(void *cls, enum MHD_ValueKind kind, const ch
                        state->bad_field);
     return MHD_NO;
   }
-  memcpy(state->fields[k].value + state->fields[k].len, data, size);
+  if (size > 0)
+    memcpy(state->fields[k].value + state->fields[k].len, data, size);
   state->fields[k].len += size;
   state->fields[k].value[state->fields[k].len] = '\0';
   return MHD_YES;

@@ -44,8 +44,8 @@ static void *run_client(void *arg) {
 static int setup(void **state) {
   (void)state;
   fixture_init();
-  big_a = test_image(&rgb, 1200, 1000, 7, 0);
-  big_b = test_image(&rgb, 1200, 1000, 7, 1);
+  big_a = test_image(&rgb, 800, 600, 7, 0);
+  big_b = test_image(&rgb, 800, 600, 7, 1);
   return 0;
 }
 
