@@ -242,6 +242,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   geo.offset = in->padding == SSIM_PADDING_VALID ? SSIM_HALO : 0;
   geo.dtype = in->dtype;
   geo.channels = (int)in->shape.channels;
+  geo.center = geo.height >= SSIM_WINDOW && geo.width >= SSIM_WINDOW ? 0.5f : 0.0f;
   if ((size_t)geo.channels != in->shape.channels) {
     snprintf(detail, SSIM__DETAIL_MAX, "more than %d channels", INT32_MAX);
     return SSIM_EUNSUPPORTED;

@@ -24,6 +24,7 @@ struct ssim_cuda_geometry {
   int offset;            /* image coordinate of map pixel 0: 0 (same) or SSIM_HALO (valid) */
   int dtype;             /* ssim_dtype of the images */
   int channels;
+  float center; /* subtracted from the pixel values before the moments (see forward.cu) */
 };
 
 /*

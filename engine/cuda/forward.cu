@@ -26,18 +26,20 @@ template <int TH> struct forward_config {
 
 /*
  * Stages ROWS x kPitch pixels of both images from image pixel (iy0, ix0), zero outside the image,
- * each stored minus kCenter. The variances are differences of two nearly equal blurred moments
+ * each stored minus a centre c. The variances are differences of two nearly equal blurred moments
  * (s11 = G*(x^2) - mu1^2); centring the values first (the variances do not change when x is
  * shifted, and the window's weights sum to 1) keeps that cancellation small on bright flat
  * regions, so that the map stays within 1e-4 of a float64 reference, as the CPU backend does.
+ * Centring pays only where windows lie mostly inside the image: in an image narrower than the
+ * window the zero padding, which centring turns into -c, would dominate the statistics, so the
+ * host passes c = 0 there (as the CPU backend does).
  * A warp stages whole rows: the row's bounds and base index once, three columns per lane.
  */
-constexpr float kCenter = 0.5f;
-
 template <typename T, int ROWS, int THREADS>
-__device__ __forceinline__ bool
-stage_images(float *__restrict__ s_x, float *__restrict__ s_y, const T *__restrict__ img1,
-             const T *__restrict__ img2, int64_t iy0, int64_t ix0, int64_t height, int64_t width) {
+__device__ __forceinline__ bool stage_images(float *__restrict__ s_x, float *__restrict__ s_y,
+                                             const T *__restrict__ img1, const T *__restrict__ img2,
+                                             int64_t iy0, int64_t ix0, int64_t height,
+                                             int64_t width, float center) {
   constexpr int kWarps = THREADS / 32;
   const int lane = threadIdx.x % 32;
   bool col_ok[3];
@@ -63,8 +65,8 @@ stage_images(float *__restrict__ s_x, float *__restrict__ s_y, const T *__restri
 #pragma unroll
     for (int q = 0; q < 3; q++) {
       if (32 * q + lane < kPitch) {
-        s_x[r * kPitch + 32 * q + lane] = x[q] - kCenter;
-        s_y[r * kPitch + 32 * q + lane] = y[q] - kCenter;
+        s_x[r * kPitch + 32 * q + lane] = x[q] - center;
+        s_y[r * kPitch + 32 * q + lane] = y[q] - center;
       }
       /* Only float input can hold NaN or infinity; v - v is NaN exactly for those. */
       bad |= (x[q] - x[q] != 0.0f) | (y[q] - y[q] != 0.0f);
@@ -74,17 +76,17 @@ stage_images(float *__restrict__ s_x, float *__restrict__ s_y, const T *__restri
 }
 
 /* SSIM of one pixel from its five blurred centred statistics (G*x', G*x'^2, G*y', G*y'^2,
- * G*x'y' with x' = x - kCenter), with fused-ssim's clamps. */
+ * G*x'y' with x' = x - center), with fused-ssim's clamps. */
 struct pixel_terms {
   float mu1, mu2, A, B, Cn, D, S;
   bool clamped;
 };
 
-__device__ __forceinline__ pixel_terms ssim_pixel(const float (&st)[5]) {
+__device__ __forceinline__ pixel_terms ssim_pixel(const float (&st)[5], float center) {
   pixel_terms p;
   const float m1 = st[0], m2 = st[2];
-  p.mu1 = m1 + kCenter;
-  p.mu2 = m2 + kCenter;
+  p.mu1 = m1 + center;
+  p.mu2 = m2 + center;
   const float s11 = fmaxf(0.0f, st[1] - m1 * m1);
   const float s22 = fmaxf(0.0f, st[3] - m2 * m2);
   const float s12 = st[4] - m1 * m2;
@@ -121,19 +123,22 @@ __global__ void __launch_bounds__(forward_config<TH>::threads, forward_config<TH
   bool bad = false;
   switch (geo.dtype) {
   case SSIM_DTYPE_U8:
-    stage_images<uint8_t, ROWS, THREADS>(
-        s_x, s_y, static_cast<const uint8_t *>(args.img1) + plane * img_px,
-        static_cast<const uint8_t *>(args.img2) + plane * img_px, iy0, ix0, geo.height, geo.width);
+    stage_images<uint8_t, ROWS, THREADS>(s_x, s_y,
+                                         static_cast<const uint8_t *>(args.img1) + plane * img_px,
+                                         static_cast<const uint8_t *>(args.img2) + plane * img_px,
+                                         iy0, ix0, geo.height, geo.width, geo.center);
     break;
   case SSIM_DTYPE_U16:
-    stage_images<uint16_t, ROWS, THREADS>(
-        s_x, s_y, static_cast<const uint16_t *>(args.img1) + plane * img_px,
-        static_cast<const uint16_t *>(args.img2) + plane * img_px, iy0, ix0, geo.height, geo.width);
+    stage_images<uint16_t, ROWS, THREADS>(s_x, s_y,
+                                          static_cast<const uint16_t *>(args.img1) + plane * img_px,
+                                          static_cast<const uint16_t *>(args.img2) + plane * img_px,
+                                          iy0, ix0, geo.height, geo.width, geo.center);
     break;
   default:
-    bad = stage_images<float, ROWS, THREADS>(
-        s_x, s_y, static_cast<const float *>(args.img1) + plane * img_px,
-        static_cast<const float *>(args.img2) + plane * img_px, iy0, ix0, geo.height, geo.width);
+    bad = stage_images<float, ROWS, THREADS>(s_x, s_y,
+                                             static_cast<const float *>(args.img1) + plane * img_px,
+                                             static_cast<const float *>(args.img2) + plane * img_px,
+                                             iy0, ix0, geo.height, geo.width, geo.center);
     break;
   }
   if (bad)
@@ -153,7 +158,7 @@ __global__ void __launch_bounds__(forward_config<TH>::threads, forward_config<TH
     const int64_t my = my0 + group * M + i;
     if (my >= geo.map_h || mx >= geo.map_w)
       continue;
-    const pixel_terms p = ssim_pixel(acc[i]);
+    const pixel_terms p = ssim_pixel(acc[i], geo.center);
     const int64_t idx = plane * map_px + my * geo.map_w + mx;
     sum += p.S;
     if (args.map != nullptr)
