@@ -143,10 +143,34 @@ static void test_drain_on_sigterm(void **state) {
   assert_int_equal(daemon_stop_signal(&proc, SIGTERM, 60), 0);
 }
 
+/* A request not answered within request_timeout_s gets 503 timeout; its late result is dropped
+ * and the daemon stays healthy and stops cleanly (no leak of the dropped job under LSan). */
+static void test_deadline_503(void **state) {
+  (void)state;
+  struct daemon_proc proc;
+  const char *args[] = {"--request_timeout_s", "0.005", "--decode_threads", "1", NULL};
+  assert_int_equal(daemon_start(&proc, args), 0);
+  for (int i = 0; i < 3; i++) {
+    struct form_part parts[] = {{"img1", big_a.data, big_a.len, "a"},
+                                {"img2", big_b.data, big_b.len, "b"}};
+    struct http_reply reply;
+    assert_int_equal(http_post_form(proc.port, "/ssim", parts, 2, NULL, &reply), 0);
+    assert_true(reply_is_error(&reply, 503, "timeout", NULL));
+    assert_string_equal(reply.retry_after, "1");
+    http_reply_free(&reply);
+  }
+  struct http_reply reply;
+  assert_int_equal(http_get(proc.port, "/healthz", NULL, &reply), 0);
+  assert_int_equal(reply.status, 200);
+  http_reply_free(&reply);
+  assert_int_equal(daemon_stop(&proc), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_queue_full_429),
       cmocka_unit_test(test_drain_on_sigterm),
+      cmocka_unit_test(test_deadline_503),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
