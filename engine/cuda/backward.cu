@@ -21,72 +21,124 @@
 namespace ssim_cuda {
 namespace {
 
-constexpr int kBackTileH = 16;
-constexpr int kBackRows = kBackTileH + 2 * SSIM_HALO;
-constexpr int kBackRowsPerThread = 4;
-constexpr int kBackThreads = kTileW * kBackTileH / kBackRowsPerThread;
+/* Tiles of TH rows; each thread blurs one column for M of them. 32-row tiles (sm_80 and later)
+ * halve the share of recomputed halo rows; 16-row tiles fit the 64 KiB of sm_75. */
+template <int NP, int TH> struct backward_config {
+  static constexpr int rows = TH + 2 * SSIM_HALO;
+  static constexpr int M = TH == 32 ? 8 : 4;
+  static constexpr int threads = kTileW * TH / M;
+  static constexpr size_t smem = (size_t)NP * rows * (kPitch + kTileW) * sizeof(float);
+};
 
-template <int NP> constexpr size_t backward_smem() {
-  return (size_t)NP * kBackRows * (kPitch + kTileW) * sizeof(float);
+/* The gradients of one thread's column: rows `rows` of M from pixel idx0, one image row apart.
+ * The dtype is resolved once per thread, outside the loop. */
+template <int NP, int M, typename T>
+__device__ __forceinline__ void
+write_gradients(const T *__restrict__ a_px, const T *__restrict__ b_px,
+                const ssim_cuda_backward_args &args, int64_t idx0, int rows, int64_t width,
+                const float (&acc)[M][NP]) {
+  float *ga = args.grad_a + idx0;
+  float *gb = NP == 4 ? args.grad_b + idx0 : nullptr;
+#pragma unroll
+  for (int i = 0; i < M; i++) {
+    if (i >= rows)
+      break;
+    const float a = to_unit(__ldg(a_px + i * width));
+    const float b = to_unit(__ldg(b_px + i * width));
+    ga[i * width] = acc[i][0] + (2.0f * a) * acc[i][1] + b * acc[i][2];
+    if constexpr (NP == 4)
+      gb[i * width] = acc[i][3] + (2.0f * b) * acc[i][1] + a * acc[i][2];
+  }
 }
 
-template <int NP>
-__global__ void __launch_bounds__(kBackThreads)
+template <int NP, int TH>
+__global__ void __launch_bounds__(backward_config<NP, TH>::threads)
     backward_kernel(const ssim_cuda_geometry geo, const ssim_cuda_backward_args args,
                     int64_t tiles_x) {
-  constexpr int M = kBackRowsPerThread;
+  using cfg = backward_config<NP, TH>;
+  constexpr int ROWS = cfg::rows, M = cfg::M, THREADS = cfg::threads;
   extern __shared__ float4 smem4[];
   float *s_in = reinterpret_cast<float *>(smem4);
-  float *s_h = s_in + NP * kBackRows * kPitch;
+  float *s_h = s_in + NP * ROWS * kPitch;
 
   const int64_t plane = blockIdx.y;
   const int64_t tile_y = blockIdx.x / tiles_x, tile_x = blockIdx.x % tiles_x;
-  const int64_t iy0 = tile_y * kBackTileH, ix0 = tile_x * kTileW; /* image coordinates */
+  const int64_t iy0 = tile_y * TH, ix0 = tile_x * kTileW; /* image coordinates */
   const int64_t img_px = geo.height * geo.width, map_px = geo.map_h * geo.map_w;
 
-  /* Stage the derivative planes around the tile. They live on the map grid: image pixel
-   * (iy, ix) is map pixel (iy - offset, ix - offset), and zero outside the map (zero padding of
-   * the blur; for padding=valid, g is zero outside the crop). */
+  /* Stage the derivative planes around the tile, a warp per row. They live on the map grid:
+   * image pixel (iy, ix) is map pixel (iy - offset, ix - offset), and zero outside the map (zero
+   * padding of the blur; for padding=valid, g is zero outside the crop). Row addresses advance
+   * by a running offset. */
   const float *deriv = args.deriv + plane * map_px;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t mx0 = ix0 - kLeft - geo.offset + lane;
+  bool col_ok[3];
+#pragma unroll
+  for (int q = 0; q < 3; q++)
+    col_ok[q] = 32 * q + lane < kPitch && (uint64_t)(mx0 + 32 * q) < (uint64_t)geo.map_w;
+  int64_t my = iy0 - SSIM_HALO - geo.offset + warp;
+  int64_t off = my * geo.map_w + mx0;
+  const int64_t step = (THREADS / 32) * geo.map_w;
 #pragma unroll 2
-  for (int i = threadIdx.x; i < kBackRows * kPitch; i += kBackThreads) {
-    const int r = i / kPitch, j = i - r * kPitch;
-    const int64_t my = iy0 - SSIM_HALO + r - geo.offset, mx = ix0 - kLeft + j - geo.offset;
-    const bool inside = (uint64_t)my < (uint64_t)geo.map_h && (uint64_t)mx < (uint64_t)geo.map_w;
-    const int64_t idx = my * geo.map_w + mx;
+  for (int r = warp; r < ROWS; r += THREADS / 32, my += THREADS / 32, off += step) {
+    float v[NP][3];
 #pragma unroll
     for (int k = 0; k < NP; k++)
-      s_in[k * kBackRows * kPitch + i] = inside ? __ldg(deriv + k * args.deriv_stride + idx) : 0.0f;
+#pragma unroll
+      for (int q = 0; q < 3; q++)
+        v[k][q] = 0.0f;
+    if ((uint64_t)my < (uint64_t)geo.map_h) {
+      const float *src = deriv + off;
+#pragma unroll
+      for (int k = 0; k < NP; k++, src += args.deriv_stride)
+#pragma unroll
+        for (int q = 0; q < 3; q++)
+          if (col_ok[q])
+            v[k][q] = __ldg(src + 32 * q);
+    }
+#pragma unroll
+    for (int q = 0; q < 3; q++)
+      if (32 * q + lane < kPitch)
+#pragma unroll
+        for (int k = 0; k < NP; k++)
+          s_in[(k * ROWS + r) * kPitch + 32 * q + lane] = v[k][q];
   }
   __syncthreads();
-  blur_rows<NP, false, kBackRows, kBackThreads>(s_in, s_h);
+  blur_rows<NP, false, ROWS, THREADS>(s_in, s_h);
   __syncthreads();
 
   const int col = threadIdx.x % kTileW, group = threadIdx.x / kTileW;
   float acc[M][NP];
-  blur_column<NP, M, kBackRows>(s_h, col, group * M, acc);
+  blur_column<NP, M, ROWS>(s_h, col, group * M, acc);
 
-  const int64_t ix = ix0 + col;
-  if (ix >= geo.width)
-    return;
-#pragma unroll
-  for (int i = 0; i < M; i++) {
-    const int64_t iy = iy0 + group * M + i;
-    if (iy >= geo.height)
-      break;
-    const int64_t idx = plane * img_px + iy * geo.width + ix;
-    const float a = load_unit(args.img_a, geo.dtype, idx);
-    const float b = load_unit(args.img_b, geo.dtype, idx);
-    args.grad_a[idx] = acc[i][0] + (2.0f * a) * acc[i][1] + b * acc[i][2];
-    if constexpr (NP == 4)
-      args.grad_b[idx] = acc[i][3] + (2.0f * b) * acc[i][1] + a * acc[i][2];
+  const int64_t first = iy0 + group * M;
+  const int rows = ix0 + col < geo.width ? (int)min((int64_t)M, geo.height - first) : 0;
+  const int64_t idx0 = plane * img_px + first * geo.width + ix0 + col;
+  switch (geo.dtype) {
+  case SSIM_DTYPE_U8:
+    write_gradients<NP, M>(static_cast<const uint8_t *>(args.img_a) + idx0,
+                           static_cast<const uint8_t *>(args.img_b) + idx0, args, idx0, rows,
+                           geo.width, acc);
+    break;
+  case SSIM_DTYPE_U16:
+    write_gradients<NP, M>(static_cast<const uint16_t *>(args.img_a) + idx0,
+                           static_cast<const uint16_t *>(args.img_b) + idx0, args, idx0, rows,
+                           geo.width, acc);
+    break;
+  default:
+    write_gradients<NP, M>(static_cast<const float *>(args.img_a) + idx0,
+                           static_cast<const float *>(args.img_b) + idx0, args, idx0, rows,
+                           geo.width, acc);
+    break;
   }
 }
 
-template <int NP>
+template <int NP, int TH>
 cudaError_t launch_backward(const ssim_cuda_geometry &geo, const ssim_cuda_backward_args &args,
                             cudaStream_t stream) {
-  const int64_t tiles_y = div_up(geo.height, kBackTileH), tiles_x = div_up(geo.width, kTileW);
+  using cfg = backward_config<NP, TH>;
+  const int64_t tiles_y = div_up(geo.height, TH), tiles_x = div_up(geo.width, kTileW);
   const int64_t tiles = tiles_y * tiles_x;
   if (tiles > INT32_MAX)
     return cudaErrorInvalidConfiguration;
@@ -102,7 +154,7 @@ cudaError_t launch_backward(const ssim_cuda_geometry &geo, const ssim_cuda_backw
     if (args.grad_b != nullptr)
       part.grad_b = args.grad_b + p0 * img_px;
     const dim3 grid((unsigned)tiles, (unsigned)part.planes);
-    backward_kernel<NP><<<grid, kBackThreads, backward_smem<NP>(), stream>>>(geo, part, tiles_x);
+    backward_kernel<NP, TH><<<grid, cfg::threads, cfg::smem, stream>>>(geo, part, tiles_x);
     const cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess)
       return err;
@@ -110,22 +162,32 @@ cudaError_t launch_backward(const ssim_cuda_geometry &geo, const ssim_cuda_backw
   return cudaSuccess;
 }
 
+template <int NP, int TH> cudaError_t set_backward_smem() {
+  return cudaFuncSetAttribute(backward_kernel<NP, TH>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              (int)backward_config<NP, TH>::smem);
+}
+
 } // namespace
 } // namespace ssim_cuda
 
 using namespace ssim_cuda;
 
-cudaError_t ssim_cuda_backward_init(void) {
-  cudaError_t err = cudaFuncSetAttribute(
-      backward_kernel<3>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)backward_smem<3>());
+int ssim_cuda_backward_tile_h(int shared_per_block_optin) {
+  return shared_per_block_optin >= (int)backward_config<4, 32>::smem ? 32 : 16;
+}
+
+cudaError_t ssim_cuda_backward_init(int tile_h) {
+  cudaError_t err = tile_h == 32 ? set_backward_smem<3, 32>() : set_backward_smem<3, 16>();
   if (err == cudaSuccess)
-    err = cudaFuncSetAttribute(backward_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               (int)backward_smem<4>());
+    err = tile_h == 32 ? set_backward_smem<4, 32>() : set_backward_smem<4, 16>();
   return err;
 }
 
-cudaError_t ssim_cuda_backward(const ssim_cuda_geometry *geo, const ssim_cuda_backward_args *args,
-                               cudaStream_t stream) {
-  return args->deriv_count == 4 ? launch_backward<4>(*geo, *args, stream)
-                                : launch_backward<3>(*geo, *args, stream);
+cudaError_t ssim_cuda_backward(const ssim_cuda_geometry *geo, int tile_h,
+                               const ssim_cuda_backward_args *args, cudaStream_t stream) {
+  if (tile_h == 32)
+    return args->deriv_count == 4 ? launch_backward<4, 32>(*geo, *args, stream)
+                                  : launch_backward<3, 32>(*geo, *args, stream);
+  return args->deriv_count == 4 ? launch_backward<4, 16>(*geo, *args, stream)
+                                : launch_backward<3, 16>(*geo, *args, stream);
 }

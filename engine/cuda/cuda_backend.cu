@@ -49,7 +49,8 @@ struct slot {
 
 struct cuda_state {
   int device;
-  int tile_h;
+  int tile_h, back_tile_h; /* forward and backward tile heights for this device */
+  int resident[2];         /* persistent grid sizes of the forward kernels */
   char name[256];
   slot slots[kSlots];
   cudaEvent_t start;
@@ -155,12 +156,13 @@ int cuda_create(const struct ssim_engine_options *opts, void **out, char *detail
   st->device = opts->device;
   snprintf(st->name, sizeof(st->name), "%s", prop.name);
   st->tile_h = ssim_cuda_forward_tile_h((int)prop.sharedMemPerBlockOptin);
+  st->back_tile_h = ssim_cuda_backward_tile_h((int)prop.sharedMemPerBlockOptin);
 
   /* The kernels' attributes are the first thing that needs their code for this device: a build
    * without it is a device we cannot use, and "auto" must fall back to the CPU. */
-  err = ssim_cuda_forward_init(st->tile_h);
+  err = ssim_cuda_forward_init(st->tile_h, prop.multiProcessorCount, st->resident);
   if (err == cudaSuccess)
-    err = ssim_cuda_backward_init();
+    err = ssim_cuda_backward_init(st->back_tile_h);
   if (err != cudaSuccess) {
     snprintf(detail, SSIM__DETAIL_MAX, "%.120s (sm_%d%d): %.100s", prop.name, prop.major,
              prop.minor, cudaGetErrorString(err));
@@ -387,7 +389,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
     fa.grad_map = d_grad_map;
     fa.grad_scale = (float)(1.0 / ((double)geo.channels * (double)z.map_px));
     fa.nonfinite = flag;
-    CUDA_TRY("forward kernel", ssim_cuda_forward(&geo, st->tile_h, &fa, s.stream));
+    CUDA_TRY("forward kernel", ssim_cuda_forward(&geo, st->tile_h, st->resident, &fa, s.stream));
 
     if (deriv_count > 0) {
       ssim_cuda_backward_args ba;
@@ -400,7 +402,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
       ba.deriv_count = deriv_count;
       ba.grad_a = only2 ? d_grad2 : d_grad1;
       ba.grad_b = deriv_count == 4 ? d_grad2 : nullptr;
-      CUDA_TRY("backward kernel", ssim_cuda_backward(&geo, &ba, s.stream));
+      CUDA_TRY("backward kernel", ssim_cuda_backward(&geo, st->back_tile_h, &ba, s.stream));
     }
 
     if (host && plane_out > 0) {

@@ -66,11 +66,17 @@ void ssim_cuda_forward_tiles(const struct ssim_cuda_geometry *geo, int tile_h, i
                              int64_t *tiles_x);
 
 /* Raise the kernels' dynamic shared memory limits; call once per device. They are also the
- * first calls that need the kernels' code for this device, so they fail when it is missing. */
-cudaError_t ssim_cuda_forward_init(int tile_h);
-cudaError_t ssim_cuda_backward_init(void);
+ * first calls that need the kernels' code for this device, so they fail when it is missing.
+ * The forward kernels run as persistent grids: resident_blocks receives how many blocks of the
+ * inference [0] and training [1] kernels the device holds at once. */
+cudaError_t ssim_cuda_forward_init(int tile_h, int multiprocessors, int resident_blocks[2]);
+cudaError_t ssim_cuda_backward_init(int tile_h);
+
+/* Tile height of the backward kernels on the current device. */
+int ssim_cuda_backward_tile_h(int shared_per_block_optin);
 
 cudaError_t ssim_cuda_forward(const struct ssim_cuda_geometry *geo, int tile_h,
+                              const int resident_blocks[2],
                               const struct ssim_cuda_forward_args *args, cudaStream_t stream);
 
 /*
@@ -97,7 +103,7 @@ struct ssim_cuda_backward_args {
   float *grad_a, *grad_b;
 };
 
-cudaError_t ssim_cuda_backward(const struct ssim_cuda_geometry *geo,
+cudaError_t ssim_cuda_backward(const struct ssim_cuda_geometry *geo, int tile_h,
                                const struct ssim_cuda_backward_args *args, cudaStream_t stream);
 
 #endif /* SSIM_CUDA_KERNELS_CUH */

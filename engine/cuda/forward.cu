@@ -13,7 +13,13 @@
 namespace ssim_cuda {
 namespace {
 
+/* Output rows per thread of the vertical pass: each staged row read from shared memory feeds
+ * up to this many outputs held in registers. Overridable at build time for tuning. */
+#ifdef SSIM_CUDA_FORCE_ROWS_PER_THREAD
+constexpr int kRowsPerThread = SSIM_CUDA_FORCE_ROWS_PER_THREAD;
+#else
 constexpr int kRowsPerThread = 8;
+#endif
 
 template <int TH> struct forward_config {
   static constexpr int rows = TH + 2 * SSIM_HALO;
@@ -25,51 +31,69 @@ template <int TH> struct forward_config {
 };
 
 /*
- * Stages ROWS x kPitch pixels of both images from image pixel (iy0, ix0), zero outside the image,
- * each stored minus a centre c. The variances are differences of two nearly equal blurred moments
+ * A block stages ROWS x kPitch pixels of both images around its tile, from image pixel
+ * (iy0, ix0), zero outside the image, a warp per row and three columns per lane. The loads go
+ * to registers first (tile_regs), issued for the next tile before the current one is blurred,
+ * so that their latency hides behind arithmetic; store_tile then writes them to shared memory
+ * minus a centre c. The variances are differences of two nearly equal blurred moments
  * (s11 = G*(x^2) - mu1^2); centring the values first (the variances do not change when x is
  * shifted, and the window's weights sum to 1) keeps that cancellation small on bright flat
  * regions, so that the map stays within 1e-4 of a float64 reference, as the CPU backend does.
  * Centring pays only where windows lie mostly inside the image: in an image narrower than the
  * window the zero padding, which centring turns into -c, would dominate the statistics, so the
  * host passes c = 0 there (as the CPU backend does).
- * A warp stages whole rows: the row's bounds and base index once, three columns per lane.
  */
+template <int ROWS, int THREADS> struct tile_regs {
+  static constexpr int kWarps = THREADS / 32;
+  static constexpr int kRows = (ROWS + kWarps - 1) / kWarps; /* staged rows per warp */
+  float x[kRows][3], y[kRows][3];
+};
+
 template <typename T, int ROWS, int THREADS>
-__device__ __forceinline__ bool stage_images(float *__restrict__ s_x, float *__restrict__ s_y,
-                                             const T *__restrict__ img1, const T *__restrict__ img2,
-                                             int64_t iy0, int64_t ix0, int64_t height,
-                                             int64_t width, float center) {
-  constexpr int kWarps = THREADS / 32;
-  const int lane = threadIdx.x % 32;
+__device__ __forceinline__ void load_tile(tile_regs<ROWS, THREADS> &t, const T *__restrict__ img1,
+                                          const T *__restrict__ img2, int64_t iy0, int64_t ix0,
+                                          int64_t height, int64_t width) {
+  using regs = tile_regs<ROWS, THREADS>;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   bool col_ok[3];
 #pragma unroll
   for (int q = 0; q < 3; q++)
     col_ok[q] = 32 * q + lane < kPitch && (uint64_t)(ix0 + 32 * q + lane) < (uint64_t)width;
-  bool bad = false;
-#pragma unroll 2
-  for (int r = threadIdx.x / 32; r < ROWS; r += kWarps) {
+#pragma unroll
+  for (int j = 0; j < regs::kRows; j++) {
+    const int r = warp + regs::kWarps * j;
     const int64_t iy = iy0 + r;
-    const bool row_ok = (uint64_t)iy < (uint64_t)height;
+    const bool row_ok = r < ROWS && (uint64_t)iy < (uint64_t)height;
     const int64_t base = iy * width + ix0 + lane;
-    float x[3], y[3];
 #pragma unroll
     for (int q = 0; q < 3; q++) {
-      x[q] = 0.0f;
-      y[q] = 0.0f;
-      if (row_ok && col_ok[q]) {
-        x[q] = to_unit(__ldg(img1 + base + 32 * q));
-        y[q] = to_unit(__ldg(img2 + base + 32 * q));
-      }
+      const bool ok = row_ok && col_ok[q];
+      t.x[j][q] = ok ? to_unit(__ldg(img1 + base + 32 * q)) : 0.0f;
+      t.y[j][q] = ok ? to_unit(__ldg(img2 + base + 32 * q)) : 0.0f;
     }
+  }
+}
+
+/* Writes the loaded tile to shared memory, centred; true when a value was NaN or infinite. */
+template <bool FLOAT_INPUT, int ROWS, int THREADS>
+__device__ __forceinline__ bool store_tile(const tile_regs<ROWS, THREADS> &t,
+                                           float *__restrict__ s_x, float *__restrict__ s_y,
+                                           float center) {
+  using regs = tile_regs<ROWS, THREADS>;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  bool bad = false;
+#pragma unroll
+  for (int j = 0; j < regs::kRows; j++) {
+    const int r = warp + regs::kWarps * j;
 #pragma unroll
     for (int q = 0; q < 3; q++) {
-      if (32 * q + lane < kPitch) {
-        s_x[r * kPitch + 32 * q + lane] = x[q] - center;
-        s_y[r * kPitch + 32 * q + lane] = y[q] - center;
+      if (r < ROWS && 32 * q + lane < kPitch) {
+        s_x[r * kPitch + 32 * q + lane] = t.x[j][q] - center;
+        s_y[r * kPitch + 32 * q + lane] = t.y[j][q] - center;
       }
       /* Only float input can hold NaN or infinity; v - v is NaN exactly for those. */
-      bad |= (x[q] - x[q] != 0.0f) | (y[q] - y[q] != 0.0f);
+      if constexpr (FLOAT_INPUT)
+        bad |= (t.x[j][q] - t.x[j][q] != 0.0f) | (t.y[j][q] - t.y[j][q] != 0.0f);
     }
   }
   return bad;
@@ -102,10 +126,38 @@ __device__ __forceinline__ pixel_terms ssim_pixel(const float (&st)[5], float ce
   return p;
 }
 
-template <int TH, bool TRAIN>
+/* Tile `t` of a launch (planes x tiles_y x tiles_x, plane-major) as plane and map origin. */
+struct tile_pos {
+  int64_t plane, my0, mx0;
+};
+
+__device__ __forceinline__ tile_pos tile_at(int64_t t, int64_t tiles, int64_t tiles_x, int th) {
+  tile_pos p;
+  int64_t in_plane;
+  if ((uint64_t)t <= UINT32_MAX && (uint64_t)tiles <= UINT32_MAX) {
+    /* The common case in 32-bit arithmetic: 64-bit division is a long subroutine. */
+    const uint32_t t32 = (uint32_t)t, tiles32 = (uint32_t)tiles, tiles_x32 = (uint32_t)tiles_x;
+    p.plane = t32 / tiles32;
+    const uint32_t rest = t32 - (uint32_t)p.plane * tiles32;
+    p.my0 = (int64_t)(rest / tiles_x32) * th;
+    p.mx0 = (int64_t)(rest % tiles_x32) * kTileW;
+    return p;
+  }
+  p.plane = t / tiles;
+  in_plane = t - p.plane * tiles;
+  p.my0 = in_plane / tiles_x * th;
+  p.mx0 = in_plane % tiles_x * kTileW;
+  return p;
+}
+
+/*
+ * A persistent grid: each block walks the tiles t = blockIdx.x, + gridDim.x, ..., loading the
+ * next tile's pixels into registers while it blurs the current one.
+ */
+template <typename T, int TH, bool TRAIN>
 __global__ void __launch_bounds__(forward_config<TH>::threads, forward_config<TH>::min_blocks)
-    forward_kernel(const ssim_cuda_geometry geo, const ssim_cuda_forward_args args,
-                   int64_t tiles_x) {
+    forward_kernel(const ssim_cuda_geometry geo, const ssim_cuda_forward_args args, int64_t tiles_x,
+                   int64_t tiles) {
   using cfg = forward_config<TH>;
   constexpr int ROWS = cfg::rows, THREADS = cfg::threads, M = kRowsPerThread;
   extern __shared__ float4 smem4[];
@@ -114,98 +166,96 @@ __global__ void __launch_bounds__(forward_config<TH>::threads, forward_config<TH
   float *s_h = s_y + ROWS * kPitch;
   __shared__ float s_warp[THREADS / 32];
 
-  const int64_t plane = blockIdx.y;
-  const int64_t tile_y = blockIdx.x / tiles_x, tile_x = blockIdx.x % tiles_x;
-  const int64_t my0 = tile_y * TH, mx0 = tile_x * kTileW;
+  const T *img1 = static_cast<const T *>(args.img1);
+  const T *img2 = static_cast<const T *>(args.img2);
   const int64_t img_px = geo.height * geo.width, map_px = geo.map_h * geo.map_w;
-  const int64_t iy0 = my0 + geo.offset - SSIM_HALO, ix0 = mx0 + geo.offset - kLeft;
-
-  bool bad = false;
-  switch (geo.dtype) {
-  case SSIM_DTYPE_U8:
-    stage_images<uint8_t, ROWS, THREADS>(s_x, s_y,
-                                         static_cast<const uint8_t *>(args.img1) + plane * img_px,
-                                         static_cast<const uint8_t *>(args.img2) + plane * img_px,
-                                         iy0, ix0, geo.height, geo.width, geo.center);
-    break;
-  case SSIM_DTYPE_U16:
-    stage_images<uint16_t, ROWS, THREADS>(s_x, s_y,
-                                          static_cast<const uint16_t *>(args.img1) + plane * img_px,
-                                          static_cast<const uint16_t *>(args.img2) + plane * img_px,
-                                          iy0, ix0, geo.height, geo.width, geo.center);
-    break;
-  default:
-    bad = stage_images<float, ROWS, THREADS>(s_x, s_y,
-                                             static_cast<const float *>(args.img1) + plane * img_px,
-                                             static_cast<const float *>(args.img2) + plane * img_px,
-                                             iy0, ix0, geo.height, geo.width, geo.center);
-    break;
-  }
-  if (bad)
-    *args.nonfinite = 1;
-  __syncthreads();
-  blur_rows<5, true, ROWS, THREADS>(s_x, s_h);
-  __syncthreads();
-
+  const int64_t total = args.planes * tiles;
   const int col = threadIdx.x % kTileW, group = threadIdx.x / kTileW;
-  float acc[M][5];
-  blur_column<5, M, ROWS>(s_h, col, group * M, acc);
 
-  const int64_t mx = mx0 + col;
-  float sum = 0.0f;
-#pragma unroll
-  for (int i = 0; i < M; i++) {
-    const int64_t my = my0 + group * M + i;
-    if (my >= geo.map_h || mx >= geo.map_w)
-      continue;
-    const pixel_terms p = ssim_pixel(acc[i], geo.center);
-    const int64_t idx = plane * map_px + my * geo.map_w + mx;
-    sum += p.S;
-    if (args.map != nullptr)
-      args.map[idx] = p.S;
-    if constexpr (TRAIN) {
-      /* fused-ssim's partial derivatives of S (zero where S was clamped), times g = dL/dS.
-       * One division: 1/(AB), and 1/A = B/(AB), 1/B = A/(AB). */
-      const float g = args.grad_map != nullptr ? __ldg(args.grad_map + idx) : args.grad_scale;
-      float d_mu1 = 0.0f, d_mu2 = 0.0f, d_s11 = 0.0f, d_s12 = 0.0f;
-      if (!p.clamped) {
-        const float r = __fdividef(1.0f, p.A * p.B);
-        const float rA = p.B * r, rB = p.A * r;
-        const float cd = 2.0f * p.Cn * p.D * r;
-        d_mu1 = (p.mu2 * 2.0f * p.D) * r - (p.mu2 * 2.0f * p.Cn) * r - p.mu1 * cd * rA +
-                p.mu1 * cd * rB;
-        d_mu2 = (p.mu1 * 2.0f * p.D) * r - (p.mu1 * 2.0f * p.Cn) * r - p.mu2 * cd * rA +
-                p.mu2 * cd * rB;
-        d_s11 = (-p.Cn * p.D) * r * rB;
-        d_s12 = (2.0f * p.Cn) * r;
-      }
-      float *d = args.deriv + idx;
-      const int64_t stride = args.deriv_stride;
-      d[0] = g * (args.deriv_mode == SSIM_CUDA_DERIV_IMG2 ? d_mu2 : d_mu1);
-      d[stride] = g * d_s11;
-      d[2 * stride] = g * d_s12;
-      if (args.deriv_mode == SSIM_CUDA_DERIV_BOTH)
-        d[3 * stride] = g * d_mu2;
+  tile_regs<ROWS, THREADS> next;
+  int64_t t = blockIdx.x;
+  tile_pos next_pos = tile_at(t, tiles, tiles_x, TH);
+  if (t < total)
+    load_tile<T, ROWS, THREADS>(next, img1 + next_pos.plane * img_px,
+                                img2 + next_pos.plane * img_px,
+                                next_pos.my0 + geo.offset - SSIM_HALO,
+                                next_pos.mx0 + geo.offset - kLeft, geo.height, geo.width);
+  for (; t < total; t += gridDim.x) {
+    const tile_pos pos = next_pos;
+    if (store_tile<sizeof(T) == sizeof(float), ROWS, THREADS>(next, s_x, s_y, geo.center))
+      *args.nonfinite = 1;
+    __syncthreads();
+    if (t + gridDim.x < total) {
+      next_pos = tile_at(t + gridDim.x, tiles, tiles_x, TH);
+      load_tile<T, ROWS, THREADS>(next, img1 + next_pos.plane * img_px,
+                                  img2 + next_pos.plane * img_px,
+                                  next_pos.my0 + geo.offset - SSIM_HALO,
+                                  next_pos.mx0 + geo.offset - kLeft, geo.height, geo.width);
     }
-  }
+    blur_rows<5, true, ROWS, THREADS>(s_x, s_h);
+    __syncthreads();
 
-  if (args.partials == nullptr)
-    return;
-    /* Each warp lies in one 32-wide half of the tile: reduce per warp, then per half, in a fixed
-     * order so that repeated runs give the same bits. */
+    float acc[M][5];
+    blur_column<5, M, ROWS>(s_h, col, group * M, acc);
+
+    /* Outputs of this thread: map column mx0 + col, rows my0 + group * M + i for i < rows. */
+    const int64_t first = pos.my0 + group * M;
+    const int rows = pos.mx0 + col < geo.map_w ? (int)min((int64_t)M, geo.map_h - first) : 0;
+    const int64_t idx0 = pos.plane * map_px + first * geo.map_w + pos.mx0 + col;
+    float sum = 0.0f;
 #pragma unroll
-  for (int off = 16; off > 0; off >>= 1)
-    sum += __shfl_xor_sync(0xffffffffu, sum, off);
-  const int warp = threadIdx.x / 32;
-  if (threadIdx.x % 32 == 0)
-    s_warp[warp] = sum;
-  __syncthreads();
-  if (threadIdx.x < 2) {
-    float half = 0.0f;
-    for (int w = threadIdx.x; w < THREADS / 32; w += 2)
-      half += s_warp[w];
-    const int64_t tiles = gridDim.x;
-    args.partials[(plane * tiles + blockIdx.x) * 2 + threadIdx.x] = half;
+    for (int i = 0; i < M; i++) {
+      if (i >= rows)
+        break;
+      const pixel_terms p = ssim_pixel(acc[i], geo.center);
+      const int64_t idx = idx0 + i * geo.map_w;
+      sum += p.S;
+      if (args.map != nullptr)
+        args.map[idx] = p.S;
+      if constexpr (TRAIN) {
+        /* fused-ssim's partial derivatives of S (zero where S was clamped), times g = dL/dS.
+         * One division: 1/(AB), and 1/A = B/(AB), 1/B = A/(AB). */
+        const float g = args.grad_map != nullptr ? __ldg(args.grad_map + idx) : args.grad_scale;
+        float d_mu1 = 0.0f, d_mu2 = 0.0f, d_s11 = 0.0f, d_s12 = 0.0f;
+        if (!p.clamped) {
+          const float r = __fdividef(1.0f, p.A * p.B);
+          const float rA = p.B * r, rB = p.A * r;
+          const float cd = 2.0f * p.Cn * p.D * r;
+          d_mu1 = (p.mu2 * 2.0f * p.D) * r - (p.mu2 * 2.0f * p.Cn) * r - p.mu1 * cd * rA +
+                  p.mu1 * cd * rB;
+          d_mu2 = (p.mu1 * 2.0f * p.D) * r - (p.mu1 * 2.0f * p.Cn) * r - p.mu2 * cd * rA +
+                  p.mu2 * cd * rB;
+          d_s11 = (-p.Cn * p.D) * r * rB;
+          d_s12 = (2.0f * p.Cn) * r;
+        }
+        float *d = args.deriv + idx;
+        const int64_t stride = args.deriv_stride;
+        d[0] = g * (args.deriv_mode == SSIM_CUDA_DERIV_IMG2 ? d_mu2 : d_mu1);
+        d[stride] = g * d_s11;
+        d[2 * stride] = g * d_s12;
+        if (args.deriv_mode == SSIM_CUDA_DERIV_BOTH)
+          d[3 * stride] = g * d_mu2;
+      }
+    }
+
+    if (args.partials != nullptr) {
+      /* Each warp lies in one 32-wide half of the tile: reduce per warp, then per half, in a
+       * fixed order so that repeated runs give the same bits. */
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1)
+        sum += __shfl_xor_sync(0xffffffffu, sum, off);
+      if (threadIdx.x % 32 == 0)
+        s_warp[threadIdx.x / 32] = sum;
+      __syncthreads();
+      if (threadIdx.x < 2) {
+        float half = 0.0f;
+        for (int w = threadIdx.x; w < THREADS / 32; w += 2)
+          half += s_warp[w];
+        args.partials[t * 2 + threadIdx.x] = half;
+      }
+    }
+    /* The next tile overwrites the staged pixels, the blurred rows and s_warp. */
+    __syncthreads();
   }
 }
 
@@ -269,47 +319,59 @@ __global__ void __launch_bounds__(kFinalizeThreads)
   }
 }
 
-template <int TH, bool TRAIN>
+template <typename T, int TH, bool TRAIN>
 cudaError_t launch_forward(const ssim_cuda_geometry &geo, const ssim_cuda_forward_args &args,
-                           cudaStream_t stream) {
+                           int resident_blocks, cudaStream_t stream) {
   using cfg = forward_config<TH>;
   int64_t tiles_y, tiles_x;
   ssim_cuda_forward_tiles(&geo, TH, &tiles_y, &tiles_x);
-  const int64_t tiles = tiles_y * tiles_x;
-  if (tiles > INT32_MAX)
-    return cudaErrorInvalidConfiguration;
-  const int64_t img_px = geo.height * geo.width, map_px = geo.map_h * geo.map_w;
-  const int64_t esize = geo.dtype == SSIM_DTYPE_U8 ? 1 : geo.dtype == SSIM_DTYPE_U16 ? 2 : 4;
-  for (int64_t p0 = 0; p0 < args.planes; p0 += kMaxPlanesPerLaunch) {
-    ssim_cuda_forward_args part = args;
-    part.planes = min(args.planes - p0, (int64_t)kMaxPlanesPerLaunch);
-    part.img1 = static_cast<const char *>(args.img1) + p0 * img_px * esize;
-    part.img2 = static_cast<const char *>(args.img2) + p0 * img_px * esize;
-    if (args.map != nullptr)
-      part.map = args.map + p0 * map_px;
-    if (args.partials != nullptr)
-      part.partials = args.partials + p0 * tiles * 2;
-    if (args.deriv != nullptr)
-      part.deriv = args.deriv + p0 * map_px;
-    if (args.grad_map != nullptr)
-      part.grad_map = args.grad_map + p0 * map_px;
-    const dim3 grid((unsigned)tiles, (unsigned)part.planes);
-    forward_kernel<TH, TRAIN><<<grid, cfg::threads, cfg::smem, stream>>>(geo, part, tiles_x);
-    const cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess)
-      return err;
-  }
-  return cudaSuccess;
+  const int64_t total = args.planes * tiles_y * tiles_x;
+  const int64_t blocks = min(total, (int64_t)resident_blocks);
+  forward_kernel<T, TH, TRAIN><<<(unsigned)blocks, cfg::threads, cfg::smem, stream>>>(
+      geo, args, tiles_x, tiles_y * tiles_x);
+  return cudaGetLastError();
 }
 
-template <int TH> cudaError_t set_forward_smem() {
-  cudaError_t err =
-      cudaFuncSetAttribute(forward_kernel<TH, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           (int)forward_config<TH>::smem);
+template <int TH, bool TRAIN>
+cudaError_t launch_forward_dtype(const ssim_cuda_geometry &geo, const ssim_cuda_forward_args &args,
+                                 int resident_blocks, cudaStream_t stream) {
+  switch (geo.dtype) {
+  case SSIM_DTYPE_U8:
+    return launch_forward<uint8_t, TH, TRAIN>(geo, args, resident_blocks, stream);
+  case SSIM_DTYPE_U16:
+    return launch_forward<uint16_t, TH, TRAIN>(geo, args, resident_blocks, stream);
+  default:
+    return launch_forward<float, TH, TRAIN>(geo, args, resident_blocks, stream);
+  }
+}
+
+/* Raises the shared memory limit of one kernel and counts how many of its blocks fit on the
+ * whole device at once, the size of its persistent grid. */
+template <typename T, int TH, bool TRAIN> cudaError_t prepare_forward(int sms, int *resident) {
+  using cfg = forward_config<TH>;
+  cudaError_t err = cudaFuncSetAttribute(
+      forward_kernel<T, TH, TRAIN>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)cfg::smem);
+  int per_sm = 0;
   if (err == cudaSuccess)
-    err =
-        cudaFuncSetAttribute(forward_kernel<TH, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             (int)forward_config<TH>::smem);
+    err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, forward_kernel<T, TH, TRAIN>,
+                                                        cfg::threads, cfg::smem);
+  *resident = per_sm > 0 ? per_sm * sms : sms;
+  return err;
+}
+
+template <int TH> cudaError_t prepare_forward_all(int sms, int (&resident)[2]) {
+  int unused[4] = {0, 0, 0, 0};
+  cudaError_t err = prepare_forward<float, TH, false>(sms, &resident[0]);
+  if (err == cudaSuccess)
+    err = prepare_forward<float, TH, true>(sms, &resident[1]);
+  if (err == cudaSuccess)
+    err = prepare_forward<uint8_t, TH, false>(sms, &unused[0]);
+  if (err == cudaSuccess)
+    err = prepare_forward<uint8_t, TH, true>(sms, &unused[1]);
+  if (err == cudaSuccess)
+    err = prepare_forward<uint16_t, TH, false>(sms, &unused[2]);
+  if (err == cudaSuccess)
+    err = prepare_forward<uint16_t, TH, true>(sms, &unused[3]);
   return err;
 }
 
@@ -335,18 +397,23 @@ void ssim_cuda_forward_tiles(const ssim_cuda_geometry *geo, int tile_h, int64_t 
   *tiles_x = div_up(geo->map_w, kTileW);
 }
 
-cudaError_t ssim_cuda_forward_init(int tile_h) {
-  return tile_h == 32 ? set_forward_smem<32>() : set_forward_smem<16>();
+cudaError_t ssim_cuda_forward_init(int tile_h, int sms, int resident[2]) {
+  int r[2] = {0, 0};
+  const cudaError_t err =
+      tile_h == 32 ? prepare_forward_all<32>(sms, r) : prepare_forward_all<16>(sms, r);
+  resident[0] = r[0];
+  resident[1] = r[1];
+  return err;
 }
 
-cudaError_t ssim_cuda_forward(const ssim_cuda_geometry *geo, int tile_h,
+cudaError_t ssim_cuda_forward(const ssim_cuda_geometry *geo, int tile_h, const int resident[2],
                               const ssim_cuda_forward_args *args, cudaStream_t stream) {
   const bool train = args->deriv != nullptr;
   if (tile_h == 32)
-    return train ? launch_forward<32, true>(*geo, *args, stream)
-                 : launch_forward<32, false>(*geo, *args, stream);
-  return train ? launch_forward<16, true>(*geo, *args, stream)
-               : launch_forward<16, false>(*geo, *args, stream);
+    return train ? launch_forward_dtype<32, true>(*geo, *args, resident[1], stream)
+                 : launch_forward_dtype<32, false>(*geo, *args, resident[0], stream);
+  return train ? launch_forward_dtype<16, true>(*geo, *args, resident[1], stream)
+               : launch_forward_dtype<16, false>(*geo, *args, resident[0], stream);
 }
 
 cudaError_t ssim_cuda_finalize(const ssim_cuda_geometry *geo, int tile_h, int64_t pairs,
