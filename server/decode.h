@@ -57,9 +57,8 @@ int ssimd_decode(const void *data, size_t len, size_t max_pixels, struct ssimd_i
  * (sizes differ, or grey against colour with rgb), SSIMD_DECODE_ETOOSMALL, SSIMD_DECODE_ENOMEM,
  * with `detail` naming the offending image.
  */
-int ssimd_image_pair_prepare(struct ssimd_image *img1, struct ssimd_image *img2,
-                             ssimd_color color, ssim_padding padding, char *detail,
-                             size_t detail_size);
+int ssimd_image_pair_prepare(struct ssimd_image *img1, struct ssimd_image *img2, ssimd_color color,
+                             ssim_padding padding, char *detail, size_t detail_size);
 
 /* Free the pixels and zero the struct. Safe on a zeroed or already-cleared image. */
 void ssimd_image_clear(struct ssimd_image *image);

@@ -22,13 +22,13 @@ typedef enum {
 } ssimd_gradient;
 
 struct ssimd_options {
-  ssim_padding padding;           /* default same */
-  ssimd_color color;              /* default rgb */
-  ssimd_output map;               /* default none */
-  ssimd_gradient gradient;        /* default none */
-  ssimd_output gradient_format;   /* png or f32; default f32 */
-  int has_threshold;              /* threshold given */
-  double threshold;               /* in [-1, 1] */
+  ssim_padding padding;         /* default same */
+  ssimd_color color;            /* default rgb */
+  ssimd_output map;             /* default none */
+  ssimd_gradient gradient;      /* default none */
+  ssimd_output gradient_format; /* png or f32; default f32 */
+  int has_threshold;            /* threshold given */
+  double threshold;             /* in [-1, 1] */
 };
 
 /* The defaults of API.md. */

@@ -12,8 +12,8 @@
  * value*255 rounded and clamped to [0, 255]. On success *png is a g_malloc'ed buffer the caller
  * frees with g_free, *png_len its length. Returns 0, or -1 with `detail` (may be NULL) set.
  */
-int ssimd_render_map_png(const float *map, size_t channels, size_t height, size_t width,
-                         void **png, size_t *png_len, char *detail, size_t detail_size);
+int ssimd_render_map_png(const float *map, size_t channels, size_t height, size_t width, void **png,
+                         size_t *png_len, char *detail, size_t detail_size);
 
 /*
  * Encode the channel-mean g of a gradient as an 8-bit grey PNG, 128 + 127*g/max|g| rounded

@@ -27,9 +27,9 @@ struct ssimd_result {
   const double *channel_scores; /* channels values */
   size_t width, height, channels;
   const struct ssimd_options *options;
-  const char *backend;              /* engine backend name */
+  const char *backend;               /* engine backend name */
   const struct ssimd_timing *timing; /* NULL: no "timing_ms" member */
-  const float *map;                 /* channels x map_height x map_width; needed when options->map */
+  const float *map; /* channels x map_height x map_width; needed when options->map */
   size_t map_height, map_width;
   const float *grad_img1; /* channels x height x width; needed when asked for */
   const float *grad_img2;
@@ -47,8 +47,7 @@ void ssimd_worst_block_find(const float *block_means, size_t map_height, size_t 
  * Build the answer object. Returns a new reference the caller releases with json_decref, or
  * NULL on failure (out of memory, PNG encoding failed) with `detail` set.
  */
-json_t *ssimd_response_encode(const struct ssimd_result *result, char *detail,
-                              size_t detail_size);
+json_t *ssimd_response_encode(const struct ssimd_result *result, char *detail, size_t detail_size);
 
 /*
  * Build the error body {"error": {"code", "message", "field"}}; `field` may be NULL.
