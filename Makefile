@@ -12,8 +12,11 @@ PYTHON ?= python3
 
 .PHONY: run test build deps bench clean
 
+# The main job: the daemon on port 8080 (CUDA backend where a device answers, else the CPU).
+LISTEN ?= 0.0.0.0:8080
+
 run: build
-	$(BUILD_DIR)/tools/ssim compare samples/degraded.jpg samples/reference.png
+	$(BUILD_DIR)/server/ssimd --listen $(LISTEN)
 
 deps:
 	scripts/install-deps.sh
