@@ -37,17 +37,22 @@ __device__ __forceinline__ void
 write_gradients(const T *__restrict__ a_px, const T *__restrict__ b_px,
                 const ssim_cuda_backward_args &args, int64_t idx0, int rows, int64_t width,
                 const float (&acc)[M][NP]) {
+  /* All loads first, so that they are in flight together (stores could alias them). */
+  float a[M], b[M];
+#pragma unroll
+  for (int i = 0; i < M; i++) {
+    a[i] = i < rows ? to_unit(__ldg(a_px + i * width)) : 0.0f;
+    b[i] = i < rows ? to_unit(__ldg(b_px + i * width)) : 0.0f;
+  }
   float *ga = args.grad_a + idx0;
   float *gb = NP == 4 ? args.grad_b + idx0 : nullptr;
 #pragma unroll
   for (int i = 0; i < M; i++) {
     if (i >= rows)
       break;
-    const float a = to_unit(__ldg(a_px + i * width));
-    const float b = to_unit(__ldg(b_px + i * width));
-    ga[i * width] = acc[i][0] + (2.0f * a) * acc[i][1] + b * acc[i][2];
+    ga[i * width] = acc[i][0] + (2.0f * a[i]) * acc[i][1] + b[i] * acc[i][2];
     if constexpr (NP == 4)
-      gb[i * width] = acc[i][3] + (2.0f * b) * acc[i][1] + a * acc[i][2];
+      gb[i * width] = acc[i][3] + (2.0f * b[i]) * acc[i][1] + a[i] * acc[i][2];
   }
 }
 
@@ -68,8 +73,7 @@ __global__ void __launch_bounds__(backward_config<NP, TH>::threads)
 
   /* Stage the derivative planes around the tile, a warp per row. They live on the map grid:
    * image pixel (iy, ix) is map pixel (iy - offset, ix - offset), and zero outside the map (zero
-   * padding of the blur; for padding=valid, g is zero outside the crop). Row addresses advance
-   * by a running offset. */
+   * padding of the blur; for padding=valid, g is zero outside the crop). */
   const float *deriv = args.deriv + plane * map_px;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t mx0 = ix0 - kLeft - geo.offset + lane;
@@ -77,32 +81,32 @@ __global__ void __launch_bounds__(backward_config<NP, TH>::threads)
 #pragma unroll
   for (int q = 0; q < 3; q++)
     col_ok[q] = 32 * q + lane < kPitch && (uint64_t)(mx0 + 32 * q) < (uint64_t)geo.map_w;
-  int64_t my = iy0 - SSIM_HALO - geo.offset + warp;
-  int64_t off = my * geo.map_w + mx0;
-  const int64_t step = (THREADS / 32) * geo.map_w;
-#pragma unroll 2
-  for (int r = warp; r < ROWS; r += THREADS / 32, my += THREADS / 32, off += step) {
-    float v[NP][3];
+  /* Every load of the stage is issued before the first store: a fully unrolled loop over the
+   * rows of this warp. */
+  constexpr int kWarps = THREADS / 32, kRowsPerWarp = (ROWS + kWarps - 1) / kWarps;
+  const int64_t my0 = iy0 - SSIM_HALO - geo.offset + warp;
+  float v[kRowsPerWarp][NP][3];
+#pragma unroll
+  for (int j = 0; j < kRowsPerWarp; j++) {
+    const int64_t my = my0 + kWarps * j;
+    const bool row_ok = warp + kWarps * j < ROWS && (uint64_t)my < (uint64_t)geo.map_h;
+    const int64_t off = my * geo.map_w + mx0;
 #pragma unroll
     for (int k = 0; k < NP; k++)
 #pragma unroll
       for (int q = 0; q < 3; q++)
-        v[k][q] = 0.0f;
-    if ((uint64_t)my < (uint64_t)geo.map_h) {
-      const float *src = deriv + off;
+        v[j][k][q] =
+            row_ok && col_ok[q] ? __ldg(deriv + k * args.deriv_stride + off + 32 * q) : 0.0f;
+  }
 #pragma unroll
-      for (int k = 0; k < NP; k++, src += args.deriv_stride)
-#pragma unroll
-        for (int q = 0; q < 3; q++)
-          if (col_ok[q])
-            v[k][q] = __ldg(src + 32 * q);
-    }
+  for (int j = 0; j < kRowsPerWarp; j++) {
+    const int r = warp + kWarps * j;
 #pragma unroll
     for (int q = 0; q < 3; q++)
-      if (32 * q + lane < kPitch)
+      if (r < ROWS && 32 * q + lane < kPitch)
 #pragma unroll
         for (int k = 0; k < NP; k++)
-          s_in[(k * ROWS + r) * kPitch + 32 * q + lane] = v[k][q];
+          s_in[(k * ROWS + r) * kPitch + 32 * q + lane] = v[j][k][q];
   }
   __syncthreads();
   blur_rows<NP, false, ROWS, THREADS>(s_in, s_h);
