@@ -5,7 +5,10 @@
 # ssimd_decode), `ffmpeg -lavfi ssim` per pair, scikit-image per pair (decode included for both).
 #
 # Usage: bench/server/run.sh BUILD_DIR [SECONDS_PER_POINT]
-# Needs: wrk, ffmpeg, bc, and $PYTHON (default python3) with scikit-image. Prints a Markdown table on stdout.
+# Needs: wrk and python3. ffmpeg makes the images (or IMAGES_DIR holds ref.png, dist.png, ref.jpg,
+# dist.jpg made elsewhere, e.g. on a GPU host without ffmpeg) and is a peer; $PYTHON (default
+# python3) with scikit-image is the other peer. A peer that is missing shows as "-".
+# Prints a Markdown table on stdout.
 set -euo pipefail
 
 build=${1:?usage: run.sh BUILD_DIR [SECONDS]}
@@ -21,11 +24,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A synthetic 1920x1080 scene and a noisy copy of it, as PNG and as JPEG (quality 90).
-ffmpeg -loglevel error -f lavfi -i testsrc2=size=1920x1080 -frames:v 1 "$work/ref.png"
-ffmpeg -loglevel error -i "$work/ref.png" -vf noise=alls=12:allf=t+u -frames:v 1 "$work/dist.png"
-ffmpeg -loglevel error -i "$work/ref.png" -q:v 3 "$work/ref.jpg"
-ffmpeg -loglevel error -i "$work/dist.png" -q:v 3 "$work/dist.jpg"
+have_ffmpeg=$(command -v ffmpeg >/dev/null && echo 1 || echo 0)
+if [ -n "${IMAGES_DIR:-}" ]; then
+  cp "$IMAGES_DIR"/ref.png "$IMAGES_DIR"/dist.png "$IMAGES_DIR"/ref.jpg "$IMAGES_DIR"/dist.jpg "$work/"
+elif [ "$have_ffmpeg" = 1 ]; then
+  # A synthetic 1920x1080 scene and a noisy copy of it, as PNG and as JPEG (quality 90).
+  ffmpeg -loglevel error -f lavfi -i testsrc2=size=1920x1080 -frames:v 1 "$work/ref.png"
+  ffmpeg -loglevel error -i "$work/ref.png" -vf noise=alls=12:allf=t+u -frames:v 1 "$work/dist.png"
+  ffmpeg -loglevel error -i "$work/ref.png" -q:v 3 "$work/ref.jpg"
+  ffmpeg -loglevel error -i "$work/dist.png" -q:v 3 "$work/dist.jpg"
+else
+  echo "run.sh: needs ffmpeg to make the images, or IMAGES_DIR" >&2
+  exit 1
+fi
 
 boundary=ssimdbenchboundary
 for fmt in png jpg; do
@@ -60,7 +71,7 @@ time_runs() {
   start=$(date +%s.%N)
   for _ in $(seq 1 "$runs"); do "$@" >/dev/null 2>&1; done
   end=$(date +%s.%N)
-  echo "($end - $start) / $runs" | bc -l
+  awk -v s="$start" -v e="$end" -v n="$runs" 'BEGIN { print (e - s) / n }'
 }
 
 echo "| format | clients | ssimd req/s | p50 ms | p99 ms | errors | decode-only pairs/s (ceiling) | ssimd / ceiling | ffmpeg pairs/s | scikit-image pairs/s | ssimd / scikit-image |"
@@ -68,9 +79,12 @@ echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for fmt in png jpg; do
   ceiling=$("$build/bench/server/bench_decode_ceiling" "$work/dist.$fmt" "$work/ref.$fmt" "$seconds" |
     sed -n 's/RESULT pairs_per_s=\([0-9.]*\).*/\1/p')
-  ffmpeg_s=$(time_runs 5 ffmpeg -nostdin -loglevel error -i "$work/dist.$fmt" -i "$work/ref.$fmt" \
-    -lavfi ssim -f null -)
-  skimage_s=$("$python" - "$work/dist.$fmt" "$work/ref.$fmt" <<'PY'
+  ffmpeg_s=0
+  if [ "$have_ffmpeg" = 1 ]; then
+    ffmpeg_s=$(time_runs 5 ffmpeg -nostdin -loglevel error -i "$work/dist.$fmt" -i "$work/ref.$fmt" \
+      -lavfi ssim -f null -)
+  fi
+  skimage_s=$("$python" - "$work/dist.$fmt" "$work/ref.$fmt" 2>/dev/null <<'PY' || echo 0
 import sys, time
 from skimage import io
 from skimage.metrics import structural_similarity
@@ -91,10 +105,14 @@ PY
     p50=$(echo "$result" | sed 's/.*p50_ms=\([0-9.]*\).*/\1/')
     p99=$(echo "$result" | sed 's/.*p99_ms=\([0-9.]*\).*/\1/')
     errors=$(echo "$result" | sed 's/.*errors=\([0-9]*\).*/\1/')
-    printf '| %s | %s | %.1f | %.0f | %.0f | %s | %.1f | %.0f%% | %.2f | %.2f | %.1fx |\n' \
-      "$fmt" "$clients" "$rps" "$p50" "$p99" "$errors" "$ceiling" \
-      "$(echo "100 * $rps / $ceiling" | bc -l)" "$(echo "1 / $ffmpeg_s" | bc -l)" \
-      "$(echo "1 / $skimage_s" | bc -l)" "$(echo "$rps * $skimage_s" | bc -l)"
+    awk -v fmt="$fmt" -v c="$clients" -v rps="$rps" -v p50="$p50" -v p99="$p99" \
+      -v err="$errors" -v ceil="$ceiling" -v ff="$ffmpeg_s" -v sk="$skimage_s" 'BEGIN {
+        ffcol = ff > 0 ? sprintf("%.2f", 1 / ff) : "-"
+        skcol = sk > 0 ? sprintf("%.2f", 1 / sk) : "-"
+        ratio = sk > 0 ? sprintf("%.1fx", rps * sk) : "-"
+        printf "| %s | %s | %.1f | %.0f | %.0f | %s | %.1f | %.0f%% | %s | %s | %s |\n",
+          fmt, c, rps, p50, p99, err, ceil, 100 * rps / ceil, ffcol, skcol, ratio
+      }'
   done
 done
 echo
