@@ -8,6 +8,11 @@
  * is one chunk on one stream. Per-plane partial sums stay on the device for the whole call, and
  * one small kernel at the end turns them into scores and block means.
  *
+ * With SSIM_MEMORY_DEVICE, the images, grad_map, map and gradients are device pointers of this
+ * backend's device (for example the data_ptr() of CUDA tensors); scores, channel_scores and
+ * block_means are always host memory. The call synchronises with its own streams only, so work
+ * that produced device inputs on other streams must be complete before it.
+ *
  * Every buffer grows to the largest call seen and is never shrunk, so steady traffic allocates
  * nothing. Every CUDA call is checked; errors become SSIM_ENOMEM or SSIM_EDEVICE with the CUDA
  * message in `detail`. A call ends with both streams idle, successful or not, so the caller's
