@@ -37,6 +37,18 @@ __device__ __forceinline__ float to_unit(float v) {
   return v;
 }
 
+/* The scale of a dtype to [0, 1]: to_unit(v) == (float)v * unit_scale<T>() for integer types. */
+template <typename T> __device__ __forceinline__ constexpr float unit_scale() {
+  return sizeof(T) == 1 ? SSIM__U8_SCALE : sizeof(T) == 2 ? SSIM__U16_SCALE : 1.0f;
+}
+
+/* Reciprocal to about 1 ulp in one instruction (MUFU.RCP), for arguments known to be normal. */
+__device__ __forceinline__ float fast_rcp(float x) {
+  float r;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
+
 /* Pixel `idx` of an image of any dtype, as a [0, 1]-scaled float. */
 __device__ __forceinline__ float load_unit(const void *img, int dtype, int64_t idx) {
   switch (dtype) {

@@ -68,35 +68,40 @@ __device__ __forceinline__ void load_tile(tile_regs<ROWS, THREADS> &t, const T *
 #pragma unroll
     for (int q = 0; q < 3; q++) {
       const bool ok = row_ok && col_ok[q];
-      t.x[j][q] = ok ? to_unit(__ldg(img1 + base + 32 * q)) : 0.0f;
-      t.y[j][q] = ok ? to_unit(__ldg(img2 + base + 32 * q)) : 0.0f;
+      /* Integer pixels stay unscaled here; store_tile scales and centres them in one FMA. */
+      t.x[j][q] = ok ? (float)__ldg(img1 + base + 32 * q) : 0.0f;
+      t.y[j][q] = ok ? (float)__ldg(img2 + base + 32 * q) : 0.0f;
     }
   }
 }
 
-/* Writes the loaded tile to shared memory, centred; true when a value was NaN or infinite. */
-template <bool FLOAT_INPUT, int ROWS, int THREADS>
+/* Writes the loaded tile to shared memory, scaled to [0, 1] and centred; true when a value was
+ * NaN or infinite (float input only). */
+template <typename T, int ROWS, int THREADS>
 __device__ __forceinline__ bool store_tile(const tile_regs<ROWS, THREADS> &t,
                                            float *__restrict__ s_x, float *__restrict__ s_y,
                                            float center) {
   using regs = tile_regs<ROWS, THREADS>;
+  constexpr float scale = unit_scale<T>();
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  bool bad = false;
+  float check = 0.0f;
 #pragma unroll
   for (int j = 0; j < regs::kRows; j++) {
     const int r = warp + regs::kWarps * j;
 #pragma unroll
     for (int q = 0; q < 3; q++) {
       if (r < ROWS && 32 * q + lane < kPitch) {
-        s_x[r * kPitch + 32 * q + lane] = t.x[j][q] - center;
-        s_y[r * kPitch + 32 * q + lane] = t.y[j][q] - center;
+        s_x[r * kPitch + 32 * q + lane] = fmaf(t.x[j][q], scale, -center);
+        s_y[r * kPitch + 32 * q + lane] = fmaf(t.y[j][q], scale, -center);
       }
-      /* Only float input can hold NaN or infinity; v - v is NaN exactly for those. */
-      if constexpr (FLOAT_INPUT)
-        bad |= (t.x[j][q] - t.x[j][q] != 0.0f) | (t.y[j][q] - t.y[j][q] != 0.0f);
+      /* A sum of v / 64 over this thread's values (at most 36) is NaN or infinite exactly when
+       * some v is: it cannot overflow for finite v, and NaN and infinity propagate (infinities
+       * of both signs give NaN). */
+      if constexpr (sizeof(T) == sizeof(float))
+        check += 0.015625f * t.x[j][q] + 0.015625f * t.y[j][q];
     }
   }
-  return bad;
+  return check - check != 0.0f;
 }
 
 /* SSIM of one pixel from its five blurred centred statistics (G*x', G*x'^2, G*y', G*y'^2,
@@ -118,9 +123,9 @@ __device__ __forceinline__ pixel_terms ssim_pixel(const float (&st)[5], float ce
   p.B = s11 + s22 + SSIM__C2;
   p.Cn = 2.0f * p.mu1 * p.mu2 + SSIM__C1;
   p.D = 2.0f * s12 + SSIM__C2;
-  /* A >= C1 and B >= C2, so the fast division (2 ulp) is safe; its error is far below the
-   * float32 rounding of the statistics themselves. */
-  const float val = __fdividef(p.Cn * p.D, p.A * p.B);
+  /* A >= C1 and B >= C2, so A * B is a normal float and a fast reciprocal (about 1 ulp) is
+   * safe; its error is far below the float32 rounding of the statistics themselves. */
+  const float val = p.Cn * p.D * fast_rcp(p.A * p.B);
   p.clamped = val < -1.0f || val > 1.0f;
   p.S = fmaxf(-1.0f, fminf(1.0f, val));
   return p;
@@ -182,7 +187,7 @@ __global__ void __launch_bounds__(forward_config<TH>::threads, forward_config<TH
                                 next_pos.mx0 + geo.offset - kLeft, geo.height, geo.width);
   for (; t < total; t += gridDim.x) {
     const tile_pos pos = next_pos;
-    if (store_tile<sizeof(T) == sizeof(float), ROWS, THREADS>(next, s_x, s_y, geo.center))
+    if (store_tile<T, ROWS, THREADS>(next, s_x, s_y, geo.center))
       *args.nonfinite = 1;
     __syncthreads();
     if (t + gridDim.x < total) {
@@ -218,7 +223,7 @@ __global__ void __launch_bounds__(forward_config<TH>::threads, forward_config<TH
         const float g = args.grad_map != nullptr ? __ldg(args.grad_map + idx) : args.grad_scale;
         float d_mu1 = 0.0f, d_mu2 = 0.0f, d_s11 = 0.0f, d_s12 = 0.0f;
         if (!p.clamped) {
-          const float r = __fdividef(1.0f, p.A * p.B);
+          const float r = fast_rcp(p.A * p.B);
           const float rA = p.B * r, rB = p.A * r;
           const float cd = 2.0f * p.Cn * p.D * r;
           d_mu1 = (p.mu2 * 2.0f * p.D) * r - (p.mu2 * 2.0f * p.Cn) * r - p.mu1 * cd * rA +
