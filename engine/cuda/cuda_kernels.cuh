@@ -2,10 +2,11 @@
  * cuda_kernels.cuh: the kernels of the CUDA backend as the host code of this folder sees them.
  * Internal to engine/cuda; nothing outside this folder includes it.
  *
- * Every plane (one channel of one image) is processed on its own: the grid's x dimension runs
- * over the tiles of a plane, its y dimension over the planes of a launch. Planes are addressed
- * from the base pointers with 64-bit arithmetic, so any size the engine accepts is indexed
- * correctly.
+ * Every plane (one channel of one image) is processed in tiles of its own. The forward kernels
+ * run a persistent grid (one block per resident slot) that walks the tiles of every plane of a
+ * launch; the backward kernel's grid has the tiles of a plane in x and the planes in y (launched
+ * in groups of at most 65535 planes). Pixels are addressed with 64-bit arithmetic, so any size
+ * the engine accepts is indexed correctly.
  */
 #ifndef SSIM_CUDA_KERNELS_CUH
 #define SSIM_CUDA_KERNELS_CUH
@@ -32,9 +33,9 @@ struct ssim_cuda_geometry {
  * the launch. Optional outputs (NULL: not written):
  *   map        the SSIM map of those planes (map_h x map_w each)
  *   partials   per plane, per tile, per 32-wide half: the sum of the tile's map values
- *   deriv      training: the products g * dS/d(statistic) that the backward pass blurs, one plane
- *              set each of `deriv_count` (3 or 4) planes of map size, plane k at deriv +
- *              k * deriv_stride; see ssim_cuda_deriv_mode
+ *   deriv      training: the products g * dS/d(statistic) that the backward pass blurs, 3 or 4
+ *              sets (see ssim_cuda_deriv_mode) of `planes` map-sized planes, set k at
+ *              deriv + k * deriv_stride
  * g is grad_map[pixel] when grad_map is not NULL (map-sized planes like `map`), else grad_scale.
  * `nonfinite` is set to 1 when a float input holds NaN or infinity.
  */
