@@ -48,8 +48,25 @@ template <int TH> struct forward_config {
 template <int ROWS, int THREADS> struct tile_regs {
   static constexpr int kWarps = THREADS / 32;
   static constexpr int kRows = (ROWS + kWarps - 1) / kWarps; /* staged rows per warp */
-  float x[kRows][3], y[kRows][3];
+  /* The pixels as loaded: float bits, or the integer value. Converting them here would make the
+   * thread wait for the loads at once, before the blur they are meant to hide behind. */
+  uint32_t x[kRows][3], y[kRows][3];
 };
+
+template <typename T> __device__ __forceinline__ uint32_t raw_bits(T v) {
+  return v;
+}
+template <> __device__ __forceinline__ uint32_t raw_bits(float v) {
+  return __float_as_uint(v);
+}
+
+/* The loaded pixel as a float in the dtype's own scale (unscaled for integers). */
+template <typename T> __device__ __forceinline__ float raw_value(uint32_t bits) {
+  if constexpr (sizeof(T) == sizeof(float))
+    return __uint_as_float(bits);
+  else
+    return (float)bits;
+}
 
 template <typename T, int ROWS, int THREADS>
 __device__ __forceinline__ void load_tile(tile_regs<ROWS, THREADS> &t, const T *__restrict__ img1,
@@ -70,9 +87,8 @@ __device__ __forceinline__ void load_tile(tile_regs<ROWS, THREADS> &t, const T *
 #pragma unroll
     for (int q = 0; q < 3; q++) {
       const bool ok = row_ok && col_ok[q];
-      /* Integer pixels stay unscaled here; store_tile scales and centres them in one FMA. */
-      t.x[j][q] = ok ? (float)__ldg(img1 + base + 32 * q) : 0.0f;
-      t.y[j][q] = ok ? (float)__ldg(img2 + base + 32 * q) : 0.0f;
+      t.x[j][q] = ok ? raw_bits(__ldg(img1 + base + 32 * q)) : 0u;
+      t.y[j][q] = ok ? raw_bits(__ldg(img2 + base + 32 * q)) : 0u;
     }
   }
 }
@@ -92,15 +108,17 @@ __device__ __forceinline__ bool store_tile(const tile_regs<ROWS, THREADS> &t,
     const int r = warp + regs::kWarps * j;
 #pragma unroll
     for (int q = 0; q < 3; q++) {
+      const float x = raw_value<T>(t.x[j][q]), y = raw_value<T>(t.y[j][q]);
       if (r < ROWS && 32 * q + lane < kPitch) {
-        s_x[r * kPitch + 32 * q + lane] = fmaf(t.x[j][q], scale, -center);
-        s_y[r * kPitch + 32 * q + lane] = fmaf(t.y[j][q], scale, -center);
+        /* Integer pixels are scaled to [0, 1] and centred in one FMA. */
+        s_x[r * kPitch + 32 * q + lane] = fmaf(x, scale, -center);
+        s_y[r * kPitch + 32 * q + lane] = fmaf(y, scale, -center);
       }
       /* A sum of v / 64 over this thread's values (at most 36) is NaN or infinite exactly when
        * some v is: it cannot overflow for finite v, and NaN and infinity propagate (infinities
        * of both signs give NaN). */
       if constexpr (sizeof(T) == sizeof(float))
-        check += 0.015625f * t.x[j][q] + 0.015625f * t.y[j][q];
+        check += 0.015625f * x + 0.015625f * y;
     }
   }
   return check - check != 0.0f;
