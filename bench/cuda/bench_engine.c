@@ -32,11 +32,17 @@ ssim_engine_t *ssim_bench_open(const char *backend, char *detail, size_t detail_
   return engine;
 }
 
-void ssim_bench_close(ssim_engine_t *engine) { ssim_engine_destroy(engine); }
+void ssim_bench_close(ssim_engine_t *engine) {
+  ssim_engine_destroy(engine);
+}
 
-const char *ssim_bench_device(ssim_engine_t *engine) { return ssim_engine_device_name(engine); }
+const char *ssim_bench_device(ssim_engine_t *engine) {
+  return ssim_engine_device_name(engine);
+}
 
-const char *ssim_bench_last_error(ssim_engine_t *engine) { return ssim_engine_last_error(engine); }
+const char *ssim_bench_last_error(ssim_engine_t *engine) {
+  return ssim_engine_last_error(engine);
+}
 
 static struct ssim_inputs bench_inputs(int dtype, int padding, int memory, size_t batch,
                                        size_t channels, size_t height, size_t width,
