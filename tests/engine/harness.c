@@ -248,6 +248,20 @@ float *th_floats_poisoned(size_t n) {
   return p;
 }
 
+size_t th_map_pixels_per_pair(const struct ssim_inputs *in) {
+  size_t map_h, map_w;
+  ref_map_size(in->shape.height, in->shape.width, in->padding, &map_h, &map_w);
+  return in->shape.channels * map_h * map_w;
+}
+
+float *th_grad_map_random(struct th_rng *rng, const struct ssim_inputs *in, double divisor) {
+  size_t count = in->shape.batch * th_map_pixels_per_pair(in);
+  float *grad_map = th_floats_poisoned(count);
+  for (size_t i = 0; i < count; i++)
+    grad_map[i] = (float)(th_rng_normal(rng) / divisor);
+  return grad_map;
+}
+
 double *th_doubles_poisoned(size_t n) {
   double *p = th_doubles(n);
   for (size_t i = 0; i < n; i++)

@@ -126,6 +126,11 @@ void th_buffers_reference(struct th_buffers *b, const struct ssim_inputs *in);
 void th_buffers_check(const struct th_buffers *b);
 
 float *th_floats_poisoned(size_t n);
+/* Map values per pair of `in` (channels x map height x map width). */
+size_t th_map_pixels_per_pair(const struct ssim_inputs *in);
+/* A random upstream gradient dL/dmap for `in`: normal values divided by `divisor`, one per map
+ * value of the batch. Free with th_free. */
+float *th_grad_map_random(struct th_rng *rng, const struct ssim_inputs *in, double divisor);
 double *th_doubles_poisoned(size_t n);
 double *th_doubles(size_t n);
 

@@ -93,17 +93,14 @@ static void test_backward(const struct th_ctx *ctx, const struct backends_case *
       .dtype = c->dtype,
       .padding = c->padding};
   th_images_make(&rng, &in, 0.1);
-  size_t n = th_elements(&in.shape), mh, mw;
-  ref_map_size(c->height, c->width, c->padding, &mh, &mw);
-  size_t map_n = c->batch * c->channels * mh * mw;
-  float *grad_map = th_floats_poisoned(map_n);
-  for (size_t i = 0; i < map_n; i++)
-    grad_map[i] = (float)(th_rng_normal(&rng) / (double)(c->channels * mh * mw));
+  size_t n = th_elements(&in.shape);
+  double pixels_per_pair = (double)th_map_pixels_per_pair(&in);
+  float *grad_map = th_grad_map_random(&rng, &in, pixels_per_pair);
   float *g1 = th_floats_poisoned(n), *g2 = th_floats_poisoned(n);
   float *r1 = th_floats_poisoned(n), *r2 = th_floats_poisoned(n);
   check_call(gpu, ssim_backward(gpu, &in, grad_map, g1, g2), "ssim_backward");
   check_call(cpu, ssim_backward(cpu, &in, grad_map, r1, r2), "ssim_backward");
-  double scale = 1.0 / (double)(c->channels * mh * mw);
+  double scale = 1.0 / pixels_per_pair;
   check_gradients("dL/dimg1", g1, r1, n, scale);
   check_gradients("dL/dimg2", g2, r2, n, scale);
   th_free(grad_map);

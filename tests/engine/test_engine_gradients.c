@@ -210,12 +210,8 @@ static void test_backward(void **state) {
       .dtype = c->dtype,
       .padding = c->padding};
   th_images_make(&rng, &in, 0.08);
-  size_t n = th_elements(&in.shape), mh, mw;
-  ref_map_size(c->height, c->width, c->padding, &mh, &mw);
-  size_t map_n = c->batch * c->channels * mh * mw;
-  float *grad_map = th_floats_poisoned(map_n);
-  for (size_t i = 0; i < map_n; i++)
-    grad_map[i] = (float)th_rng_normal(&rng);
+  size_t n = th_elements(&in.shape);
+  float *grad_map = th_grad_map_random(&rng, &in, 1.0);
   float *g1 = c->target & TARGET_IMG1 ? th_floats_poisoned(n) : NULL;
   float *g2 = c->target & TARGET_IMG2 ? th_floats_poisoned(n) : NULL;
   int err = ssim_backward(engine, &in, grad_map, g1, g2);
