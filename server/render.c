@@ -78,56 +78,65 @@ static int check_args(const float *values, size_t channels, size_t height, size_
   return 0;
 }
 
-int ssimd_render_map_png(const float *map, size_t channels, size_t height, size_t width, void **png,
-                         size_t *png_len, char *detail, size_t detail_size) {
-  if (check_args(map, channels, height, width, png, png_len, detail, detail_size) != 0)
-    return -1;
-  size_t plane = height * width;
-  float *mean = channel_mean(map, channels, plane);
-  uint8_t *grey = mean != NULL ? malloc(plane) : NULL;
-  if (grey == NULL) {
-    free(mean);
-    set_detail(detail, detail_size, "out of memory rendering the map");
-    return -1;
-  }
-  for (size_t i = 0; i < plane; i++) {
-    float v = mean[i] * 255.0f;
-    /* Negative SSIM (anti-correlated structure) is as bad as it gets on this scale: black. */
-    grey[i] = !(v > 0.0f) ? 0 : v >= 255.0f ? 255 : (uint8_t)lrintf(v);
-  }
-  free(mean);
-  int rc = encode_grey_png(grey, height, width, png, png_len, detail, detail_size);
-  free(grey);
-  return rc;
+/* A grey level from a value on the 0..255 scale: rounded, clamped, NaN black. */
+static uint8_t grey_level(float v) {
+  return !(v > 0.0f) ? 0 : v >= 255.0f ? 255 : (uint8_t)lrintf(v);
 }
 
-int ssimd_render_gradient_png(const float *gradient, size_t channels, size_t height, size_t width,
-                              void **png, size_t *png_len, char *detail, size_t detail_size) {
-  if (check_args(gradient, channels, height, width, png, png_len, detail, detail_size) != 0)
-    return -1;
-  size_t plane = height * width;
-  float *mean = channel_mean(gradient, channels, plane);
-  uint8_t *grey = mean != NULL ? malloc(plane) : NULL;
-  if (grey == NULL) {
-    free(mean);
-    set_detail(detail, detail_size, "out of memory rendering the gradient");
-    return -1;
-  }
+/* SSIM on 0..255: value*255. Negative SSIM (anti-correlated structure) is as bad as it gets on
+ * this scale: black. */
+static void map_to_grey(const float *mean, size_t plane, uint8_t *grey) {
+  for (size_t i = 0; i < plane; i++)
+    grey[i] = grey_level(mean[i] * 255.0f);
+}
+
+/* A gradient on 0..255: 128 + 127*g/max|g|. 128 is zero; a gradient that is zero everywhere has
+ * no scale and is all 128. */
+static void gradient_to_grey(const float *mean, size_t plane, uint8_t *grey) {
   float peak = 0.0f;
   for (size_t i = 0; i < plane; i++) {
     float magnitude = fabsf(mean[i]);
     if (magnitude > peak)
       peak = magnitude;
   }
-  for (size_t i = 0; i < plane; i++) {
-    /* 128 is zero; a zero gradient everywhere has no scale and is all 128. */
-    float v = peak > 0.0f ? 128.0f + 127.0f * mean[i] / peak : 128.0f;
-    grey[i] = !(v > 0.0f) ? 0 : v >= 255.0f ? 255 : (uint8_t)lrintf(v);
+  for (size_t i = 0; i < plane; i++)
+    grey[i] = grey_level(peak > 0.0f ? 128.0f + 127.0f * mean[i] / peak : 128.0f);
+}
+
+/* What both public renderers do: the channel mean of `values`, turned into grey levels by
+ * `to_grey`, encoded as a PNG. `what` names the data in the out-of-memory message. */
+static int render_channel_mean_png(const float *values, size_t channels, size_t height,
+                                   size_t width, void (*to_grey)(const float *, size_t, uint8_t *),
+                                   const char *what, void **png, size_t *png_len, char *detail,
+                                   size_t detail_size) {
+  if (check_args(values, channels, height, width, png, png_len, detail, detail_size) != 0)
+    return -1;
+  size_t plane = height * width;
+  float *mean = channel_mean(values, channels, plane);
+  uint8_t *grey = mean != NULL ? malloc(plane) : NULL;
+  if (grey == NULL) {
+    free(mean);
+    if (detail != NULL && detail_size > 0)
+      snprintf(detail, detail_size, "out of memory rendering the %s", what);
+    return -1;
   }
+  to_grey(mean, plane, grey);
   free(mean);
   int rc = encode_grey_png(grey, height, width, png, png_len, detail, detail_size);
   free(grey);
   return rc;
+}
+
+int ssimd_render_map_png(const float *map, size_t channels, size_t height, size_t width, void **png,
+                         size_t *png_len, char *detail, size_t detail_size) {
+  return render_channel_mean_png(map, channels, height, width, map_to_grey, "map", png, png_len,
+                                 detail, detail_size);
+}
+
+int ssimd_render_gradient_png(const float *gradient, size_t channels, size_t height, size_t width,
+                              void **png, size_t *png_len, char *detail, size_t detail_size) {
+  return render_channel_mean_png(gradient, channels, height, width, gradient_to_grey, "gradient",
+                                 png, png_len, detail, detail_size);
 }
 
 int ssimd_write_file(const char *path, const void *data, size_t len, char *detail,
