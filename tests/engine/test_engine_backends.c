@@ -55,15 +55,21 @@ static void check_gradients(const char *what, const float *gpu, const float *cpu
   th_free(want);
 }
 
-static void test_compute(const struct th_ctx *ctx, const struct backends_case *c) {
-  ssim_engine_t *cpu, *gpu = open_pair(ctx, &cpu);
-  struct th_rng rng;
-  th_rng_init(&rng, ctx->case_name);
+/* The random pair of images of case `c` (noise 0.1), drawn from the case's own generator. */
+static struct ssim_inputs case_images(const struct backends_case *c, struct th_rng *rng) {
   struct ssim_inputs in = {
       .shape = {.batch = c->batch, .channels = c->channels, .height = c->height, .width = c->width},
       .dtype = c->dtype,
       .padding = c->padding};
-  th_images_make(&rng, &in, 0.1);
+  th_images_make(rng, &in, 0.1);
+  return in;
+}
+
+static void test_compute(const struct th_ctx *ctx, const struct backends_case *c) {
+  ssim_engine_t *cpu, *gpu = open_pair(ctx, &cpu);
+  struct th_rng rng;
+  th_rng_init(&rng, ctx->case_name);
+  struct ssim_inputs in = case_images(c, &rng);
   struct th_buffers g, r;
   th_buffers_alloc(&g, &in, TH_ALL);
   th_buffers_alloc(&r, &in, TH_ALL);
@@ -88,11 +94,7 @@ static void test_backward(const struct th_ctx *ctx, const struct backends_case *
   ssim_engine_t *cpu, *gpu = open_pair(ctx, &cpu);
   struct th_rng rng;
   th_rng_init(&rng, ctx->case_name);
-  struct ssim_inputs in = {
-      .shape = {.batch = c->batch, .channels = c->channels, .height = c->height, .width = c->width},
-      .dtype = c->dtype,
-      .padding = c->padding};
-  th_images_make(&rng, &in, 0.1);
+  struct ssim_inputs in = case_images(c, &rng);
   size_t n = th_elements(&in.shape);
   double pixels_per_pair = (double)th_map_pixels_per_pair(&in);
   float *grad_map = th_grad_map_random(&rng, &in, pixels_per_pair);
