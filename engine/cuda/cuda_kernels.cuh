@@ -80,6 +80,14 @@ cudaError_t ssim_cuda_forward(const struct ssim_cuda_geometry *geo, int tile_h,
                               const int resident_blocks[2],
                               const struct ssim_cuda_forward_args *args, cudaStream_t stream);
 
+/* The inference kernel (infer.cu), which ssim_cuda_forward runs when no derivative plane is
+ * asked for: its shared memory per block, its setup (by ssim_cuda_forward_init, which stores its
+ * persistent grid size in resident_blocks[0]) and its launch. */
+size_t ssim_cuda_infer_smem(int tile_h);
+cudaError_t ssim_cuda_infer_init(int tile_h, int multiprocessors, int *resident_blocks);
+cudaError_t ssim_cuda_infer(const struct ssim_cuda_geometry *geo, int tile_h, int resident_blocks,
+                            const struct ssim_cuda_forward_args *args, cudaStream_t stream);
+
 /*
  * Turns the partial sums of `pairs` pairs (all their planes, from plane 0 of `partials`) into
  * scores (double[pairs]), channel scores (double[pairs * channels]) and block means

@@ -65,6 +65,85 @@ __host__ __device__ constexpr int64_t div_up(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
 
+/* Tile `t` of a launch (planes x tiles_y x tiles_x, plane-major) as plane and map origin. */
+struct tile_pos {
+  int64_t plane, my0, mx0;
+};
+
+__device__ __forceinline__ tile_pos tile_at(int64_t t, int64_t tiles, int64_t tiles_x, int th) {
+  tile_pos p;
+  int64_t in_plane;
+  if ((uint64_t)t <= UINT32_MAX && (uint64_t)tiles <= UINT32_MAX) {
+    /* The common case in 32-bit arithmetic: 64-bit division is a long subroutine. */
+    const uint32_t t32 = (uint32_t)t, tiles32 = (uint32_t)tiles, tiles_x32 = (uint32_t)tiles_x;
+    p.plane = t32 / tiles32;
+    const uint32_t rest = t32 - (uint32_t)p.plane * tiles32;
+    p.my0 = (int64_t)(rest / tiles_x32) * th;
+    p.mx0 = (int64_t)(rest % tiles_x32) * kTileW;
+    return p;
+  }
+  p.plane = t / tiles;
+  in_plane = t - p.plane * tiles;
+  p.my0 = in_plane / tiles_x * th;
+  p.mx0 = in_plane % tiles_x * kTileW;
+  return p;
+}
+
+/*
+ * The tiles of a persistent grid's launch (planes x tiles_y x tiles_x, plane-major) and the
+ * grid's size in the same mixed radix, computed on the host: a block steps from tile to tile by
+ * adding it, with at most one carry per digit, instead of dividing per tile.
+ */
+struct tile_grid {
+  int64_t total;
+  int64_t step, step_plane;
+  int32_t tiles_y, tiles_x, step_ty, step_tx;
+};
+
+/* The host's tile_grid of `planes` planes of tiles_y x tiles_x tiles for a grid of `blocks`;
+ * false when a plane has more tile rows or columns than 32-bit counters hold. */
+inline bool make_tile_grid(int64_t planes, int64_t tiles_y, int64_t tiles_x, int64_t blocks,
+                           tile_grid *g) {
+  if (tiles_y > INT32_MAX || tiles_x > INT32_MAX)
+    return false;
+  const int64_t tiles = tiles_y * tiles_x;
+  g->total = planes * tiles;
+  g->step = blocks;
+  g->step_plane = blocks / tiles;
+  g->tiles_y = (int32_t)tiles_y;
+  g->tiles_x = (int32_t)tiles_x;
+  g->step_ty = (int32_t)(blocks % tiles / tiles_x);
+  g->step_tx = (int32_t)(blocks % tiles_x);
+  return true;
+}
+
+/* A block's current tile: t = blockIdx.x, + gridDim.x, ... */
+struct tile_walk {
+  int64_t t, plane;
+  int32_t ty, tx;
+
+  __device__ __forceinline__ explicit tile_walk(const tile_grid &g) : t(blockIdx.x) {
+    const int64_t tiles = (int64_t)g.tiles_y * g.tiles_x;
+    plane = t / tiles;
+    ty = (int32_t)(t % tiles / g.tiles_x);
+    tx = (int32_t)(t % g.tiles_x);
+  }
+  __device__ __forceinline__ void advance(const tile_grid &g) {
+    t += g.step;
+    plane += g.step_plane;
+    ty += g.step_ty;
+    tx += g.step_tx;
+    if (tx >= g.tiles_x) {
+      tx -= g.tiles_x;
+      ty++;
+    }
+    if (ty >= g.tiles_y) {
+      ty -= g.tiles_y;
+      plane++;
+    }
+  }
+};
+
 /*
  * Horizontal blur of NS staged planes (ROWS x kPitch each, at `in`) into NS planes of
  * ROWS x kTileW (at `out`). Each work item is 4 adjacent outputs of one row: their 14 inputs per

@@ -151,35 +151,11 @@ __device__ __forceinline__ pixel_terms ssim_pixel(const float (&st)[5], float ce
   return p;
 }
 
-/* Tile `t` of a launch (planes x tiles_y x tiles_x, plane-major) as plane and map origin. */
-struct tile_pos {
-  int64_t plane, my0, mx0;
-};
-
-__device__ __forceinline__ tile_pos tile_at(int64_t t, int64_t tiles, int64_t tiles_x, int th) {
-  tile_pos p;
-  int64_t in_plane;
-  if ((uint64_t)t <= UINT32_MAX && (uint64_t)tiles <= UINT32_MAX) {
-    /* The common case in 32-bit arithmetic: 64-bit division is a long subroutine. */
-    const uint32_t t32 = (uint32_t)t, tiles32 = (uint32_t)tiles, tiles_x32 = (uint32_t)tiles_x;
-    p.plane = t32 / tiles32;
-    const uint32_t rest = t32 - (uint32_t)p.plane * tiles32;
-    p.my0 = (int64_t)(rest / tiles_x32) * th;
-    p.mx0 = (int64_t)(rest % tiles_x32) * kTileW;
-    return p;
-  }
-  p.plane = t / tiles;
-  in_plane = t - p.plane * tiles;
-  p.my0 = in_plane / tiles_x * th;
-  p.mx0 = in_plane % tiles_x * kTileW;
-  return p;
-}
-
 /*
  * A persistent grid: each block walks the tiles t = blockIdx.x, + gridDim.x, ..., loading the
  * next tile's pixels into registers while it blurs the current one.
  */
-template <typename T, int TH, bool TRAIN>
+template <typename T, int TH>
 __global__ void __launch_bounds__(forward_config<TH>::threads, forward_config<TH>::min_blocks)
     forward_kernel(const ssim_cuda_geometry geo, const ssim_cuda_forward_args args, int64_t tiles_x,
                    int64_t tiles) {
@@ -237,7 +213,7 @@ __global__ void __launch_bounds__(forward_config<TH>::threads, forward_config<TH
       sum += p.S;
       if (args.map != nullptr)
         args.map[idx] = p.S;
-      if constexpr (TRAIN) {
+      {
         /* fused-ssim's partial derivatives of S (zero where S was clamped), times g = dL/dS.
          * One division: 1/(AB), and 1/A = B/(AB), 1/B = A/(AB). */
         const float g = args.grad_map != nullptr ? __ldg(args.grad_map + idx) : args.grad_scale;
@@ -344,7 +320,7 @@ __global__ void __launch_bounds__(kFinalizeThreads)
   }
 }
 
-template <typename T, int TH, bool TRAIN>
+template <typename T, int TH>
 cudaError_t launch_forward(const ssim_cuda_geometry &geo, const ssim_cuda_forward_args &args,
                            int resident_blocks, cudaStream_t stream) {
   using cfg = forward_config<TH>;
@@ -352,51 +328,45 @@ cudaError_t launch_forward(const ssim_cuda_geometry &geo, const ssim_cuda_forwar
   ssim_cuda_forward_tiles(&geo, TH, &tiles_y, &tiles_x);
   const int64_t total = args.planes * tiles_y * tiles_x;
   const int64_t blocks = min(total, (int64_t)resident_blocks);
-  forward_kernel<T, TH, TRAIN><<<(unsigned)blocks, cfg::threads, cfg::smem, stream>>>(
-      geo, args, tiles_x, tiles_y * tiles_x);
+  forward_kernel<T, TH><<<(unsigned)blocks, cfg::threads, cfg::smem, stream>>>(geo, args, tiles_x,
+                                                                               tiles_y * tiles_x);
   return cudaGetLastError();
 }
 
-template <int TH, bool TRAIN>
+template <int TH>
 cudaError_t launch_forward_dtype(const ssim_cuda_geometry &geo, const ssim_cuda_forward_args &args,
                                  int resident_blocks, cudaStream_t stream) {
   switch (geo.dtype) {
   case SSIM_DTYPE_U8:
-    return launch_forward<uint8_t, TH, TRAIN>(geo, args, resident_blocks, stream);
+    return launch_forward<uint8_t, TH>(geo, args, resident_blocks, stream);
   case SSIM_DTYPE_U16:
-    return launch_forward<uint16_t, TH, TRAIN>(geo, args, resident_blocks, stream);
+    return launch_forward<uint16_t, TH>(geo, args, resident_blocks, stream);
   default:
-    return launch_forward<float, TH, TRAIN>(geo, args, resident_blocks, stream);
+    return launch_forward<float, TH>(geo, args, resident_blocks, stream);
   }
 }
 
 /* Raises the shared memory limit of one kernel and counts how many of its blocks fit on the
  * whole device at once, the size of its persistent grid. */
-template <typename T, int TH, bool TRAIN> cudaError_t prepare_forward(int sms, int *resident) {
+template <typename T, int TH> cudaError_t prepare_forward(int sms, int *resident) {
   using cfg = forward_config<TH>;
   cudaError_t err = cudaFuncSetAttribute(
-      forward_kernel<T, TH, TRAIN>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)cfg::smem);
+      forward_kernel<T, TH>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)cfg::smem);
   int per_sm = 0;
   if (err == cudaSuccess)
-    err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, forward_kernel<T, TH, TRAIN>,
+    err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, forward_kernel<T, TH>,
                                                         cfg::threads, cfg::smem);
   *resident = per_sm > 0 ? per_sm * sms : sms;
   return err;
 }
 
-template <int TH> cudaError_t prepare_forward_all(int sms, int (&resident)[2]) {
-  int unused[4] = {0, 0, 0, 0};
-  cudaError_t err = prepare_forward<float, TH, false>(sms, &resident[0]);
+template <int TH> cudaError_t prepare_forward_all(int sms, int *resident) {
+  int unused[2] = {0, 0};
+  cudaError_t err = prepare_forward<float, TH>(sms, resident);
   if (err == cudaSuccess)
-    err = prepare_forward<float, TH, true>(sms, &resident[1]);
+    err = prepare_forward<uint8_t, TH>(sms, &unused[0]);
   if (err == cudaSuccess)
-    err = prepare_forward<uint8_t, TH, false>(sms, &unused[0]);
-  if (err == cudaSuccess)
-    err = prepare_forward<uint8_t, TH, true>(sms, &unused[1]);
-  if (err == cudaSuccess)
-    err = prepare_forward<uint16_t, TH, false>(sms, &unused[2]);
-  if (err == cudaSuccess)
-    err = prepare_forward<uint16_t, TH, true>(sms, &unused[3]);
+    err = prepare_forward<uint16_t, TH>(sms, &unused[1]);
   return err;
 }
 
@@ -406,14 +376,15 @@ template <int TH> cudaError_t prepare_forward_all(int sms, int (&resident)[2]) {
 using namespace ssim_cuda;
 
 int ssim_cuda_forward_tile_h(int shared_per_block_optin) {
+  /* 32-row tiles halve the share of halo rows but need about 93 KiB of shared memory; devices
+   * with less (sm_75) take 16-row tiles. */
+  const size_t need32 = std::max(forward_config<32>::smem, ssim_cuda_infer_smem(32));
 #ifdef SSIM_CUDA_FORCE_TILE_H
   /* A build-time override for tuning: 16 or 32. */
-  if (SSIM_CUDA_FORCE_TILE_H == 16 || shared_per_block_optin >= (int)forward_config<32>::smem)
+  if (SSIM_CUDA_FORCE_TILE_H == 16 || (size_t)shared_per_block_optin >= need32)
     return SSIM_CUDA_FORCE_TILE_H;
 #endif
-  /* 32-row tiles halve the share of halo rows but need about 79 KiB of shared memory; devices
-   * with less (sm_75) take 16-row tiles. */
-  return shared_per_block_optin >= (int)forward_config<32>::smem ? 32 : 16;
+  return (size_t)shared_per_block_optin >= need32 ? 32 : 16;
 }
 
 void ssim_cuda_forward_tiles(const ssim_cuda_geometry *geo, int tile_h, int64_t *tiles_y,
@@ -423,22 +394,19 @@ void ssim_cuda_forward_tiles(const ssim_cuda_geometry *geo, int tile_h, int64_t 
 }
 
 cudaError_t ssim_cuda_forward_init(int tile_h, int sms, int resident[2]) {
-  int r[2] = {0, 0};
-  const cudaError_t err =
-      tile_h == 32 ? prepare_forward_all<32>(sms, r) : prepare_forward_all<16>(sms, r);
-  resident[0] = r[0];
-  resident[1] = r[1];
+  cudaError_t err = ssim_cuda_infer_init(tile_h, sms, &resident[0]);
+  if (err == cudaSuccess)
+    err = tile_h == 32 ? prepare_forward_all<32>(sms, &resident[1])
+                       : prepare_forward_all<16>(sms, &resident[1]);
   return err;
 }
 
 cudaError_t ssim_cuda_forward(const ssim_cuda_geometry *geo, int tile_h, const int resident[2],
                               const ssim_cuda_forward_args *args, cudaStream_t stream) {
-  const bool train = args->deriv != nullptr;
-  if (tile_h == 32)
-    return train ? launch_forward_dtype<32, true>(*geo, *args, resident[1], stream)
-                 : launch_forward_dtype<32, false>(*geo, *args, resident[0], stream);
-  return train ? launch_forward_dtype<16, true>(*geo, *args, resident[1], stream)
-               : launch_forward_dtype<16, false>(*geo, *args, resident[0], stream);
+  if (args->deriv == nullptr)
+    return ssim_cuda_infer(geo, tile_h, resident[0], args, stream);
+  return tile_h == 32 ? launch_forward_dtype<32>(*geo, *args, resident[1], stream)
+                      : launch_forward_dtype<16>(*geo, *args, resident[1], stream);
 }
 
 cudaError_t ssim_cuda_finalize(const ssim_cuda_geometry *geo, int tile_h, int64_t pairs,
