@@ -144,6 +144,20 @@ struct tile_walk {
   }
 };
 
+/* Raises a persistent kernel's shared memory limit to `smem` and, when `resident` is not NULL,
+ * stores how many of its blocks the whole device holds at once: the size of its grid. */
+template <typename Kernel>
+cudaError_t prepare_persistent(Kernel kernel, int threads, size_t smem, int sms, int *resident) {
+  cudaError_t err =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  int per_sm = 0;
+  if (err == cudaSuccess)
+    err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem);
+  if (resident != nullptr)
+    *resident = per_sm > 0 ? per_sm * sms : sms;
+  return err;
+}
+
 /*
  * Horizontal blur of NS staged planes (ROWS x kPitch each, at `in`) into NS planes of
  * ROWS x kTileW (at `out`). Each work item is 4 adjacent outputs of one row: their 14 inputs per

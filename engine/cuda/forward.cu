@@ -350,14 +350,7 @@ cudaError_t launch_forward_dtype(const ssim_cuda_geometry &geo, const ssim_cuda_
  * whole device at once, the size of its persistent grid. */
 template <typename T, int TH> cudaError_t prepare_forward(int sms, int *resident) {
   using cfg = forward_config<TH>;
-  cudaError_t err = cudaFuncSetAttribute(
-      forward_kernel<T, TH>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)cfg::smem);
-  int per_sm = 0;
-  if (err == cudaSuccess)
-    err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, forward_kernel<T, TH>,
-                                                        cfg::threads, cfg::smem);
-  *resident = per_sm > 0 ? per_sm * sms : sms;
-  return err;
+  return prepare_persistent(forward_kernel<T, TH>, cfg::threads, cfg::smem, sms, resident);
 }
 
 template <int TH> cudaError_t prepare_forward_all(int sms, int *resident) {

@@ -360,18 +360,10 @@ __global__ void __launch_bounds__(infer_config<T, TH>::threads, infer_config<T, 
 }
 
 template <typename T, int TH, bool VEC> cudaError_t prepare_infer(int sms, int *resident) {
-  using cfg = infer_config<T, TH>;
-  cudaError_t err = cudaFuncSetAttribute(
-      infer_kernel<T, TH, VEC>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)cfg::smem);
-  int per_sm = 0;
-  if (err == cudaSuccess)
-    err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, infer_kernel<T, TH, VEC>,
-                                                        cfg::threads, cfg::smem);
   /* The persistent grid of the float kernel is the one the launches use: the integer kernels
    * need less shared memory, so at least as many of their blocks fit. */
-  if (resident != nullptr)
-    *resident = per_sm > 0 ? per_sm * sms : sms;
-  return err;
+  using cfg = infer_config<T, TH>;
+  return prepare_persistent(infer_kernel<T, TH, VEC>, cfg::threads, cfg::smem, sms, resident);
 }
 
 template <typename T, int TH> cudaError_t prepare_infer_dtype(int sms, int *resident) {
