@@ -39,6 +39,11 @@ struct ssim__backend {
   /* Required. ssim_backward for a validated request (at least one gradient non-NULL). */
   int (*backward)(void *state, const struct ssim_inputs *in, const float *grad_map,
                   float *grad_img1, float *grad_img2, char *detail);
+
+  /* Optional (NULL: SSIM_EUNSUPPORTED). ssim_compute_async for a validated device-memory
+   * request: queue the work on `stream` and return without waiting for it. */
+  int (*compute_async)(void *state, const struct ssim_inputs *in, const struct ssim_outputs *out,
+                       void *stream, char *detail);
 };
 
 /* Backends, each defined in its folder; declared here so the registry can list them. */

@@ -259,6 +259,26 @@ int ssim_compute(ssim_engine_t *engine, const struct ssim_inputs *in,
   return engine_report(engine, err, detail);
 }
 
+int ssim_compute_async(ssim_engine_t *engine, const struct ssim_inputs *in,
+                       const struct ssim_outputs *out, void *stream) {
+  if (engine == NULL)
+    return SSIM_ENULL;
+  int err = inputs_check(in);
+  if (err == 0 && (out == NULL || out->scores == NULL))
+    err = SSIM_ENULL;
+  if (err == 0 && in->memory != SSIM_MEMORY_DEVICE)
+    err = SSIM_EINVAL;
+  if (err != 0)
+    return engine_report(engine, err, NULL);
+  char detail[SSIM__DETAIL_MAX] = "";
+  if (engine->backend->compute_async == NULL) {
+    snprintf(detail, sizeof(detail), "the %s backend has no device memory", engine->backend->name);
+    return engine_report(engine, SSIM_EUNSUPPORTED, detail);
+  }
+  err = engine->backend->compute_async(engine->state, in, out, stream, detail);
+  return engine_report(engine, err, detail);
+}
+
 int ssim_backward(ssim_engine_t *engine, const struct ssim_inputs *in, const float *grad_map,
                   float *grad_img1, float *grad_img2) {
   if (engine == NULL)

@@ -65,7 +65,8 @@ typedef enum {
 
 typedef enum {
   SSIM_MEMORY_HOST = 0,  /* image, map and gradient buffers are in host memory */
-  SSIM_MEMORY_DEVICE = 1 /* they are in the backend's device memory (scores stay on the host) */
+  SSIM_MEMORY_DEVICE = 1 /* they are in the backend's device memory (scores stay on the host,
+                            but for ssim_compute_async) */
 } ssim_memory;
 
 /* A batch of `batch` pairs, each of `channels` planes of height x width, stored NCHW. */
@@ -156,6 +157,24 @@ int ssim_map_size(size_t height, size_t width, ssim_padding padding, size_t *map
  */
 int ssim_compute(ssim_engine_t *engine, const struct ssim_inputs *in,
                  const struct ssim_outputs *out);
+
+/*
+ * ssim_compute as a stream-ordered operation on device memory, for callers that keep their
+ * images on the GPU and chain work on a stream of their own (as a framework runs an operator).
+ * in->memory must be SSIM_MEMORY_DEVICE, and every output is device memory, `scores`,
+ * `channel_scores` and `block_means` included. `stream` is the backend's stream: a cudaStream_t
+ * for "cuda" (NULL: the default stream). The work is queued on it, after whatever was queued
+ * there before and after the engine's own previous call, and the call returns without waiting:
+ * the outputs are ready when the stream has reached this point (the caller synchronises, or
+ * queues more work behind it). Non-finite float input cannot fail a call that has returned:
+ * every score and channel score of the call is NaN instead (its map and block means are then
+ * unspecified).
+ * Errors, all before anything is queued: as ssim_compute, SSIM_EINVAL when in->memory is not
+ * SSIM_MEMORY_DEVICE, SSIM_EUNSUPPORTED on a backend without device memory ("cpu"), and
+ * SSIM_EDEVICE for a launch the device refused.
+ */
+int ssim_compute_async(ssim_engine_t *engine, const struct ssim_inputs *in,
+                       const struct ssim_outputs *out, void *stream);
 
 /*
  * General backward pass, SSIM as a differentiable operator: given dL/dmap (batch*channels*

@@ -16,6 +16,10 @@ int ssim_bench_compute(ssim_engine_t *engine, int dtype, int padding, int memory
                        size_t channels, size_t height, size_t width, const void *img1,
                        const void *img2, double *scores, double *channel_scores, float *map,
                        float *block_means, float *grad_img1, float *grad_img2);
+int ssim_bench_compute_async(ssim_engine_t *engine, int dtype, int padding, size_t batch,
+                             size_t channels, size_t height, size_t width, const void *img1,
+                             const void *img2, double *scores, double *channel_scores, float *map,
+                             float *block_means, float *grad_img1, float *grad_img2, void *stream);
 int ssim_bench_backward(ssim_engine_t *engine, int dtype, int padding, int memory, size_t batch,
                         size_t channels, size_t height, size_t width, const void *img1,
                         const void *img2, const float *grad_map, float *grad_img1,
@@ -74,6 +78,23 @@ int ssim_bench_compute(ssim_engine_t *engine, int dtype, int padding, int memory
   out.grad_img1 = grad_img1;
   out.grad_img2 = grad_img2;
   return ssim_compute(engine, &in, &out);
+}
+
+/* ssim_compute_async: every pointer is device memory, the work is queued on `stream`. */
+int ssim_bench_compute_async(ssim_engine_t *engine, int dtype, int padding, size_t batch,
+                             size_t channels, size_t height, size_t width, const void *img1,
+                             const void *img2, double *scores, double *channel_scores, float *map,
+                             float *block_means, float *grad_img1, float *grad_img2, void *stream) {
+  const struct ssim_inputs in =
+      bench_inputs(dtype, padding, SSIM_MEMORY_DEVICE, batch, channels, height, width, img1, img2);
+  struct ssim_outputs out;
+  out.scores = scores;
+  out.channel_scores = channel_scores;
+  out.map = map;
+  out.block_means = block_means;
+  out.grad_img1 = grad_img1;
+  out.grad_img2 = grad_img2;
+  return ssim_compute_async(engine, &in, &out, stream);
 }
 
 int ssim_bench_backward(ssim_engine_t *engine, int dtype, int padding, int memory, size_t batch,

@@ -3,7 +3,9 @@
 
 Every implementation runs in this one process on the same CUDA tensors; the engine is reached
 through libssim_bench_engine.so (bench_engine.c) with SSIM_MEMORY_DEVICE, so no copy is timed
-that a peer does not make. Times are medians of CUDA-event intervals after a warm-up. The script
+that a peer does not make. The engine's rows use ssim_compute_async on PyTorch's current stream
+(scores left in device memory, nothing waited for), as the peers return device tensors; the
+"host" row is ssim_compute, which also brings the scores to the host and waits for them. Times are medians of CUDA-event intervals after a warm-up. The script
 also checks that the engine's scores, maps and gradients agree with fused-ssim's, and measures
 the device's copy bandwidth and FP32 FMA rate to put each time next to the device's limits.
 
@@ -56,6 +58,7 @@ class Engine:
         lib.ssim_bench_last_error.restype = ctypes.c_char_p
         lib.ssim_bench_last_error.argtypes = [vp]
         lib.ssim_bench_compute.argtypes = [vp, i, i, i, sz, sz, sz, sz] + [vp] * 8
+        lib.ssim_bench_compute_async.argtypes = [vp, i, i, sz, sz, sz, sz] + [vp] * 9
         lib.ssim_bench_backward.argtypes = [vp, i, i, i, sz, sz, sz, sz] + [vp] * 5
         detail = ctypes.create_string_buffer(256)
         self.handle = lib.ssim_bench_open(backend.encode(), detail, 256)
@@ -77,6 +80,16 @@ class Engine:
             self.handle, dtype, padding, memory, b, c, h, w, img1.data_ptr(), img2.data_ptr(),
             ptr(out["scores"]), ptr(out.get("channels")), ptr(out.get("map")),
             ptr(out.get("blocks")), ptr(out.get("grad1")), ptr(out.get("grad2"))))
+
+    def compute_async(self, img1, img2, dtype, out, padding=SAME):
+        """ssim_compute_async on the current stream; every tensor in `out` is a CUDA tensor."""
+        b, c, h, w = img1.shape
+        ptr = lambda t: t.data_ptr() if t is not None else None
+        stream = torch.cuda.current_stream().cuda_stream
+        self.check(self.lib.ssim_bench_compute_async(
+            self.handle, dtype, padding, b, c, h, w, img1.data_ptr(), img2.data_ptr(),
+            ptr(out["scores"]), ptr(out.get("channels")), ptr(out.get("map")),
+            ptr(out.get("blocks")), ptr(out.get("grad1")), ptr(out.get("grad2")), stream))
 
     def backward(self, img1, img2, dtype, grad_map, grad1, grad2, padding=SAME):
         b, c, h, w = img1.shape
@@ -192,23 +205,27 @@ def bench_shape(name, shape, engine, peers, limits, rows, checks):
     u2 = (img2 * 255).round_().to(torch.uint8)
     torch.cuda.synchronize()
     scores = torch.empty(b, dtype=torch.float64)
+    dev_scores = torch.empty(b, dtype=torch.float64, device="cuda")
     grad1 = torch.empty_like(img1)
     grad2 = torch.empty_like(img1)
     bandwidth, fma = limits
 
-    def ours(dtype, a, bb, grads=()):
-        out = {"scores": scores}
+    def ours(dtype, a, bb, grads=(), host=False):
+        out = {"scores": scores if host else dev_scores}
         if "1" in grads:
             out["grad1"] = grad1
         if "2" in grads:
             out["grad2"] = grad2
-        return lambda: engine.compute(a, bb, dtype, out)
+        if host:
+            return lambda: engine.compute(a, bb, dtype, out)
+        return lambda: engine.compute_async(a, bb, dtype, out)
 
     # Lower bounds per pixel: bytes that must cross memory (inputs once, gradients once), and
     # FMAs of the separable blurs (5 statistics x 11 taps x 2 passes forward; 4 or 3 derivative
     # planes x 11 x 2 backward).
     cases = [
         ("inference f32", ours(F32, img1, img2), 8, 110),
+        ("inference host", ours(F32, img1, img2, host=True), 8, 110),
         ("inference u8", ours(U8, u1, u2), 2, 110),
         ("train grad img1", ours(F32, img1, img2, "1"), 12, 110 + 66),
         ("train grad both", ours(F32, img1, img2, "12"), 16, 110 + 88),
@@ -242,6 +259,7 @@ def bench_shape(name, shape, engine, peers, limits, rows, checks):
 
         peer = {"inference f32": median_ms(fused_infer), "inference u8": median_ms(fused_infer_u8),
                 "train grad img1": median_ms(fused_train)}
+        peer["inference host"] = peer["inference f32"]
         for label, ms in peer.items():
             rows.append(f"{name:15s} {label:16s} fused-ssim {ms:8.3f} ms  -> ssimd is {ms / ours_ms[label]:5.2f}x faster")
         rows.append(f"{name:15s} {'both vs img1':16s} ssimd both grads {ours_ms['train grad both']:.3f} ms vs fused-ssim img1 {peer['train grad img1']:.3f} ms -> {peer['train grad img1'] / ours_ms['train grad both']:5.2f}x")
@@ -254,6 +272,9 @@ def bench_shape(name, shape, engine, peers, limits, rows, checks):
         with torch.no_grad():
             ref0 = fused_ssim(img1[:1], img2[:1], train=False).item()
         checks.append((f"{name} pair 0 score vs fused-ssim", abs(scores[0].item() - ref0), 1e-5))
+        engine.compute_async(img1, img2, F32, {"scores": dev_scores})
+        checks.append((f"{name} async vs synchronous scores",
+                       (dev_scores.cpu() - scores).abs().max().item(), 0.0))
         engine.compute(img1, img2, F32, {"scores": scores}, padding=VALID)
         with torch.no_grad():
             refv = fused_ssim(img1, img2, padding="valid", train=False).item()
@@ -325,6 +346,10 @@ def main():
     limits = device_limits()
     print(f"# measured copy bandwidth {limits[0] / 1e9:.0f} GB/s" +
           (f", FP32 FMA rate {limits[1] / 1e12:.1f} TFMA/s ({2 * limits[1] / 1e12:.1f} TFLOP/s)" if limits[1] else ""))
+    tiny = torch.rand((1, 1, 32, 32), device="cuda"), torch.rand((1, 1, 32, 32), device="cuda")
+    tiny_scores = torch.empty(1, dtype=torch.float64)
+    print(f"# fixed cost of one engine call (1x1x32x32 inference): "
+          f"{median_ms(lambda: engine.compute(*tiny, F32, {'scores': tiny_scores})) * 1e3:.1f} us")
     peers = load_peers()
     wanted = os.environ.get("SSIM_BENCH_SHAPES")
     names = wanted.split(",") if wanted else list(SHAPES)

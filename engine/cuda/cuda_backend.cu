@@ -10,13 +10,21 @@
  *
  * With SSIM_MEMORY_DEVICE, the images, grad_map, map and gradients are device pointers of this
  * backend's device (for example the data_ptr() of CUDA tensors); scores, channel_scores and
- * block_means are always host memory. The call synchronises with its own streams only, so work
- * that produced device inputs on other streams must be complete before it.
+ * block_means are host memory. The call synchronises with its own streams only, so work that
+ * produced device inputs on other streams must be complete before it. ssim_compute_async runs
+ * the same kernels on the caller's stream instead, with every output in device memory, and
+ * returns without waiting; each call waits for the engine's previous one on the device (an
+ * event), since they share the buffers below.
  *
  * Every buffer grows to the largest call seen and is never shrunk, so steady traffic allocates
- * nothing. Every CUDA call is checked; errors become SSIM_ENOMEM or SSIM_EDEVICE with the CUDA
- * message in `detail`. A call ends with both streams idle, successful or not, so the caller's
+ * nothing (and growing one frees the old buffer, which waits for the device to be idle). Every
+ * CUDA call is checked; errors become SSIM_ENOMEM or SSIM_EDEVICE with the CUDA message in
+ * `detail`. A synchronous call ends with both streams idle, successful or not, so the caller's
  * buffers are never touched after it returns.
+ *
+ * Non-finite input is found by the kernels, which write the call's id into a device flag that
+ * is never cleared: a call learns of NaN or infinity when the flag holds its own id, so no call
+ * spends a launch on resetting it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,11 +62,13 @@ struct slot {
 
 struct cuda_state {
   int device;
-  int tile_h, back_tile_h; /* forward and backward tile heights for this device */
-  int resident[2];         /* persistent grid sizes of the forward kernels */
+  int tile_h, back_tile_h;     /* training forward and backward tile heights for this device */
+  ssim_cuda_resident resident; /* persistent grid sizes of the forward kernels */
   char name[256];
   slot slots[kSlots];
   cudaEvent_t start;
+  cudaEvent_t last;               /* the end of the previous call's work */
+  unsigned call_id;               /* the id of the last call (never 0) */
   buffer partials, results, flag; /* device */
   buffer results_host;            /* pinned: results, then the non-finite flag */
 };
@@ -127,6 +137,8 @@ void cuda_destroy(void *opaque) {
   }
   if (st->start != nullptr)
     (void)cudaEventDestroy(st->start);
+  if (st->last != nullptr)
+    (void)cudaEventDestroy(st->last);
   for (buffer *b : {&st->partials, &st->results, &st->flag, &st->results_host})
     buffer_release(b);
   free(st);
@@ -165,7 +177,8 @@ int cuda_create(const struct ssim_engine_options *opts, void **out, char *detail
 
   /* The kernels' attributes are the first thing that needs their code for this device: a build
    * without it is a device we cannot use, and "auto" must fall back to the CPU. */
-  err = ssim_cuda_forward_init(st->tile_h, prop.multiProcessorCount, st->resident);
+  err = ssim_cuda_forward_init(st->tile_h, prop.multiProcessorCount,
+                               (int)prop.sharedMemPerBlockOptin, &st->resident);
   if (err == cudaSuccess)
     err = ssim_cuda_backward_init(st->back_tile_h);
   if (err != cudaSuccess) {
@@ -184,6 +197,13 @@ int cuda_create(const struct ssim_engine_options *opts, void **out, char *detail
   }
   if (rc == 0 && (err = cudaEventCreateWithFlags(&st->start, cudaEventDisableTiming)) != 0)
     rc = cuda_fail(detail, "cudaEventCreate", err);
+  if (rc == 0 && (err = cudaEventCreateWithFlags(&st->last, cudaEventDisableTiming)) != 0)
+    rc = cuda_fail(detail, "cudaEventCreate", err);
+  /* The non-finite flag starts at 0, an id no call has. */
+  if (rc == 0)
+    rc = buffer_reserve(&st->flag, sizeof(unsigned), false, detail);
+  if (rc == 0 && (err = cudaMemset(st->flag.ptr, 0, sizeof(unsigned))) != 0)
+    rc = cuda_fail(detail, "cudaMemset", err);
   if (rc != 0) {
     cuda_destroy(st);
     return rc;
@@ -204,10 +224,13 @@ struct call {
   /* Backward: grad_map (NULL for compute, which uses the constant of the mean score). */
   const float *grad_map;
   float *grad1, *grad2;
+  /* ssim_compute_async: the caller's stream, every output in device memory, no wait. */
+  bool async;
+  cudaStream_t stream;
 };
 
 struct sizes {
-  int64_t planes, img_px, map_px, map_h, map_w, tiles_y, tiles_x, blocks;
+  int64_t planes, img_px, map_px, map_h, map_w, partials_per_plane, blocks;
   size_t esize;
 };
 
@@ -262,7 +285,9 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   z.map_w = geo.map_w;
   z.map_px = geo.map_h * geo.map_w;
   z.esize = dtype_size(in->dtype);
-  ssim_cuda_forward_tiles(&geo, st->tile_h, &z.tiles_y, &z.tiles_x);
+  ssim_cuda_partials layout;
+  ssim_cuda_forward_partials(&geo, st->tile_h, ngrad > 0, &layout);
+  z.partials_per_plane = layout.piece_rows * layout.pitch;
   z.blocks = ((z.map_h + SSIM_BLOCK - 1) / SSIM_BLOCK) * ((z.map_w + SSIM_BLOCK - 1) / SSIM_BLOCK);
   const int64_t batch = (int64_t)in->shape.batch;
 
@@ -286,18 +311,19 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   }
   const int used_slots = chunk < z.planes ? kSlots : 1;
 
-  /* Reserve everything first: nothing is in flight while buffers change. */
+  /* Reserve everything first: growing a buffer frees the old one, which waits for the device. The
+   * results: a word for the non-finite flag, then scores, channel scores and block means. */
   int rc = 0;
-  const size_t partial_bytes = (size_t)(z.planes * z.tiles_y * z.tiles_x * 2) * sizeof(float);
-  const size_t result_bytes = (size_t)batch * (1 + geo.channels) * sizeof(double) +
-                              (size_t)(batch * z.blocks) * sizeof(float);
+  const size_t partial_bytes = (size_t)(z.planes * z.partials_per_plane) * sizeof(float);
+  const size_t score_bytes = (size_t)batch * (1 + geo.channels) * sizeof(double);
+  const size_t result_bytes =
+      sizeof(double) + score_bytes + (size_t)(batch * z.blocks) * sizeof(float);
   if (forward_outputs) {
     if ((rc = buffer_reserve(&st->partials, partial_bytes, false, detail)) != 0 ||
         (rc = buffer_reserve(&st->results, result_bytes, false, detail)) != 0)
       return rc;
   }
-  if ((rc = buffer_reserve(&st->flag, sizeof(int), false, detail)) != 0 ||
-      (rc = buffer_reserve(&st->results_host, result_bytes + sizeof(int), true, detail)) != 0)
+  if ((rc = buffer_reserve(&st->results_host, result_bytes, true, detail)) != 0)
     return rc;
   for (int k = 0; k < used_slots; k++) {
     slot &s = st->slots[k];
@@ -326,16 +352,25 @@ int run_call(cuda_state *st, const call &c, char *detail) {
       return rc;
   }
 
-  cudaStream_t main_stream = st->slots[0].stream;
-  int *flag = static_cast<int *>(st->flag.ptr);
-  CUDA_TRY("cudaMemsetAsync", cudaMemsetAsync(flag, 0, sizeof(int), main_stream));
-  CUDA_TRY("cudaEventRecord", cudaEventRecord(st->start, main_stream));
-  if (used_slots > 1)
+  unsigned *flag = static_cast<unsigned *>(st->flag.ptr);
+  if (++st->call_id == 0) {
+    /* Ids wrapped: clear the flag of the id used 2^32 calls ago. */
+    CUDA_TRY("cudaMemset", cudaMemset(flag, 0, sizeof(unsigned)));
+    st->call_id = 1;
+  }
+  cudaStream_t main_stream = c.async ? c.stream : st->slots[0].stream;
+  /* The previous call's kernels may still run (an asynchronous call): this one reuses their
+   * buffers. */
+  CUDA_TRY("cudaStreamWaitEvent", cudaStreamWaitEvent(main_stream, st->last, 0));
+  if (used_slots > 1) {
+    CUDA_TRY("cudaEventRecord", cudaEventRecord(st->start, main_stream));
     CUDA_TRY("cudaStreamWaitEvent", cudaStreamWaitEvent(st->slots[1].stream, st->start, 0));
+  }
 
   const size_t in_plane_bytes = (size_t)z.img_px * z.esize;
   for (int64_t first = 0, k = 0; first < z.planes; first += chunk, k++) {
     slot &s = st->slots[k % used_slots];
+    cudaStream_t stream = c.async ? c.stream : s.stream;
     const int64_t n = z.planes - first < chunk ? z.planes - first : chunk;
     const void *d_img1, *d_img2;
     const float *d_grad_map = c.grad_map;
@@ -386,7 +421,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
     fa.planes = n;
     fa.map = d_map;
     fa.partials = forward_outputs
-                      ? static_cast<float *>(st->partials.ptr) + first * z.tiles_y * z.tiles_x * 2
+                      ? static_cast<float *>(st->partials.ptr) + first * z.partials_per_plane
                       : nullptr;
     fa.deriv = deriv_count > 0 ? static_cast<float *>(s.deriv.ptr) : nullptr;
     fa.deriv_stride = n * z.map_px;
@@ -394,7 +429,8 @@ int run_call(cuda_state *st, const call &c, char *detail) {
     fa.grad_map = d_grad_map;
     fa.grad_scale = (float)(1.0 / ((double)geo.channels * (double)z.map_px));
     fa.nonfinite = flag;
-    CUDA_TRY("forward kernel", ssim_cuda_forward(&geo, st->tile_h, st->resident, &fa, s.stream));
+    fa.call = st->call_id;
+    CUDA_TRY("forward kernel", ssim_cuda_forward(&geo, st->tile_h, &st->resident, &fa, stream));
 
     if (deriv_count > 0) {
       ssim_cuda_backward_args ba;
@@ -407,7 +443,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
       ba.deriv_count = deriv_count;
       ba.grad_a = only2 ? d_grad2 : d_grad1;
       ba.grad_b = deriv_count == 4 ? d_grad2 : nullptr;
-      CUDA_TRY("backward kernel", ssim_cuda_backward(&geo, st->back_tile_h, &ba, s.stream));
+      CUDA_TRY("backward kernel", ssim_cuda_backward(&geo, st->back_tile_h, &ba, stream));
     }
 
     if (host && plane_out > 0) {
@@ -431,39 +467,52 @@ int run_call(cuda_state *st, const call &c, char *detail) {
       s.first = first;
       s.count = n;
     }
-    CUDA_TRY("cudaEventRecord", cudaEventRecord(s.done, s.stream));
+    if (host)
+      CUDA_TRY("cudaEventRecord", cudaEventRecord(s.done, s.stream));
   }
 
   /* Join the streams, reduce, and bring the scores and the flag back. */
   if (used_slots > 1)
     CUDA_TRY("cudaStreamWaitEvent", cudaStreamWaitEvent(main_stream, st->slots[1].done, 0));
   char *results_host = static_cast<char *>(st->results_host.ptr);
-  double *d_scores = static_cast<double *>(st->results.ptr);
+  unsigned *d_found = static_cast<unsigned *>(st->results.ptr);
+  double *d_scores = static_cast<double *>(st->results.ptr) + 1;
   double *d_channels = d_scores + batch;
   float *d_blocks = reinterpret_cast<float *>(d_channels + batch * geo.channels);
+  if (c.async) {
+    /* Straight into the caller's device buffers; NaN scores tell of non-finite input. */
+    CUDA_TRY("finalize kernel",
+             ssim_cuda_finalize(
+                 &geo, &layout, batch, static_cast<float *>(st->partials.ptr), c.out->scores,
+                 c.out->channel_scores != nullptr ? c.out->channel_scores : d_channels,
+                 c.out->block_means, flag, st->call_id, nullptr, main_stream));
+    CUDA_TRY("cudaEventRecord", cudaEventRecord(st->last, main_stream));
+    return 0;
+  }
   if (forward_outputs) {
     CUDA_TRY("finalize kernel",
-             ssim_cuda_finalize(&geo, st->tile_h, batch, static_cast<float *>(st->partials.ptr),
-                                d_scores, d_channels, want_blocks ? d_blocks : nullptr,
-                                main_stream));
-    const size_t bytes = want_blocks ? result_bytes : (size_t)batch * (1 + geo.channels) * 8;
+             ssim_cuda_finalize(&geo, &layout, batch, static_cast<float *>(st->partials.ptr),
+                                d_scores, d_channels, want_blocks ? d_blocks : nullptr, flag,
+                                st->call_id, d_found, main_stream));
+    const size_t bytes = want_blocks ? result_bytes : sizeof(double) + score_bytes;
     CUDA_TRY("cudaMemcpyAsync", cudaMemcpyAsync(results_host, st->results.ptr, bytes,
                                                 cudaMemcpyDeviceToHost, main_stream));
+  } else {
+    CUDA_TRY("cudaMemcpyAsync", cudaMemcpyAsync(results_host, flag, sizeof(unsigned),
+                                                cudaMemcpyDeviceToHost, main_stream));
   }
-  int *flag_host = reinterpret_cast<int *>(results_host + result_bytes);
-  CUDA_TRY("cudaMemcpyAsync",
-           cudaMemcpyAsync(flag_host, flag, sizeof(int), cudaMemcpyDeviceToHost, main_stream));
   CUDA_TRY("cudaStreamSynchronize", cudaStreamSynchronize(main_stream));
-  for (int k = 0; k < used_slots; k++) {
+  for (int k = 0; k < used_slots && host; k++) {
     CUDA_TRY("cudaEventSynchronize", cudaEventSynchronize(st->slots[k].done));
     slot_drain(c, z, st->slots[k], want_map);
   }
-  if (*flag_host != 0) {
+  const unsigned found = *reinterpret_cast<const unsigned *>(results_host);
+  if (forward_outputs ? found != 0 : found == st->call_id) {
     snprintf(detail, SSIM__DETAIL_MAX, "%s", ssim_strerror(SSIM_ENONFINITE));
     return SSIM_ENONFINITE;
   }
   if (forward_outputs) {
-    const double *scores = reinterpret_cast<const double *>(results_host);
+    const double *scores = reinterpret_cast<const double *>(results_host) + 1;
     memcpy(c.out->scores, scores, (size_t)batch * sizeof(double));
     if (c.out->channel_scores != nullptr)
       memcpy(c.out->channel_scores, scores + batch, (size_t)batch * geo.channels * sizeof(double));
@@ -481,6 +530,8 @@ int run_call_safely(cuda_state *st, const call &c, char *detail) {
     return cuda_fail(detail, "cudaSetDevice", err);
   const int rc = run_call(st, c, detail);
   if (rc != 0) {
+    if (c.async)
+      (void)cudaStreamSynchronize(c.stream);
     for (slot &s : st->slots) {
       (void)cudaStreamSynchronize(s.stream);
       s.pending = false;
@@ -498,6 +549,21 @@ int cuda_compute(void *opaque, const struct ssim_inputs *in, const struct ssim_o
   c.grad_map = nullptr;
   c.grad1 = out->grad_img1;
   c.grad2 = out->grad_img2;
+  c.async = false;
+  c.stream = nullptr;
+  return run_call_safely(static_cast<cuda_state *>(opaque), c, detail);
+}
+
+int cuda_compute_async(void *opaque, const struct ssim_inputs *in, const struct ssim_outputs *out,
+                       void *stream, char *detail) {
+  call c;
+  c.in = in;
+  c.out = out;
+  c.grad_map = nullptr;
+  c.grad1 = out->grad_img1;
+  c.grad2 = out->grad_img2;
+  c.async = true;
+  c.stream = static_cast<cudaStream_t>(stream);
   return run_call_safely(static_cast<cuda_state *>(opaque), c, detail);
 }
 
@@ -509,6 +575,8 @@ int cuda_backward(void *opaque, const struct ssim_inputs *in, const float *grad_
   c.grad_map = grad_map;
   c.grad1 = grad_img1;
   c.grad2 = grad_img2;
+  c.async = false;
+  c.stream = nullptr;
   return run_call_safely(static_cast<cuda_state *>(opaque), c, detail);
 }
 
@@ -516,10 +584,11 @@ int cuda_backward(void *opaque, const struct ssim_inputs *in, const float *grad_
 
 /* Positional, in the order of struct ssim__backend: C++17 has no designated initializers. */
 extern "C" const struct ssim__backend ssim__backend_cuda = {
-    "cuda",           /* name */
-    cuda_create,      /* create */
-    cuda_destroy,     /* destroy */
-    cuda_device_name, /* device_name */
-    cuda_compute,     /* compute */
-    cuda_backward,    /* backward */
+    "cuda",             /* name */
+    cuda_create,        /* create */
+    cuda_destroy,       /* destroy */
+    cuda_device_name,   /* device_name */
+    cuda_compute,       /* compute */
+    cuda_backward,      /* backward */
+    cuda_compute_async, /* compute_async */
 };

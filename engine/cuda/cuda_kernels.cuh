@@ -2,10 +2,11 @@
  * cuda_kernels.cuh: the kernels of the CUDA backend as the host code of this folder sees them.
  * Internal to engine/cuda; nothing outside this folder includes it.
  *
- * Every plane (one channel of one image) is processed in tiles of its own. The forward kernels
- * run a persistent grid (one block per resident slot) that walks the tiles of every plane of a
- * launch; the backward kernel's grid has the tiles of a plane in x and the planes in y (launched
- * in groups of at most 65535 planes). Pixels are addressed with 64-bit arithmetic, so any size
+ * Every plane (one channel of one image) is processed on its own. The forward kernels run
+ * persistent grids (one block per resident slot): the training kernel walks the tiles of every
+ * plane of a launch, the inference kernel equal runs of the rows of the planes' vertical strips;
+ * the backward kernel's grid has the tiles of a plane in x and the planes in y (launched in
+ * groups of at most 65535 planes). Pixels are addressed with 64-bit arithmetic, so any size
  * the engine accepts is indexed correctly.
  */
 #ifndef SSIM_CUDA_KERNELS_CUH
@@ -32,12 +33,14 @@ struct ssim_cuda_geometry {
  * Forward pass over `planes` consecutive planes. The image pointers point at the first plane of
  * the launch. Optional outputs (NULL: not written):
  *   map        the SSIM map of those planes (map_h x map_w each)
- *   partials   per plane, per tile, per 32-wide half: the sum of the tile's map values
+ *   partials   the sums of the map's 32 x 32 blocks (see ssim_cuda_partials)
  *   deriv      training: the products g * dS/d(statistic) that the backward pass blurs, 3 or 4
  *              sets (see ssim_cuda_deriv_mode) of `planes` map-sized planes, set k at
  *              deriv + k * deriv_stride
  * g is grad_map[pixel] when grad_map is not NULL (map-sized planes like `map`), else grad_scale.
- * `nonfinite` is set to 1 when a float input holds NaN or infinity.
+ * `*nonfinite` is set to `call` when a float input holds NaN or infinity: the flag is never
+ * cleared, each engine call has an id of its own, and the flag concerns a call when it holds
+ * that call's id.
  */
 enum ssim_cuda_deriv_mode {
   SSIM_CUDA_DERIV_NONE = 0,
@@ -56,46 +59,76 @@ struct ssim_cuda_forward_args {
   enum ssim_cuda_deriv_mode deriv_mode;
   const float *grad_map;
   float grad_scale;
-  int *nonfinite;
+  unsigned *nonfinite;
+  unsigned call;
 };
 
-/* Tile height of the forward kernels on the current device (the row count of one tile). */
+/* Tile height of the training forward kernel on the current device (the row count of one tile). */
 int ssim_cuda_forward_tile_h(int shared_per_block_optin);
 
-/* Tiles of one plane for the forward pass: tiles_y x tiles_x. */
-void ssim_cuda_forward_tiles(const struct ssim_cuda_geometry *geo, int tile_h, int64_t *tiles_y,
-                             int64_t *tiles_x);
+/*
+ * Where a forward launch leaves the sums of the map's 32 x 32 blocks (the `partials` argument):
+ * per plane, piece_rows rows of `pitch` floats. Block (by, bx) is the total of the entries
+ * (by * pieces + p) * pitch + bx for p < pieces (those rows that exist); every entry of a plane
+ * is written, entries of no block with 0, so the plane's map sum is the sum of all of them.
+ */
+struct ssim_cuda_partials {
+  int64_t piece_rows;
+  int64_t pitch; /* block columns rounded up to an even count */
+  int pieces;    /* rows of entries per block row */
+};
 
-/* Raise the kernels' dynamic shared memory limits; call once per device. They are also the
- * first calls that need the kernels' code for this device, so they fail when it is missing.
- * The forward kernels run as persistent grids: resident_blocks receives how many blocks of the
- * inference [0] and training [1] kernels the device holds at once. */
-cudaError_t ssim_cuda_forward_init(int tile_h, int multiprocessors, int resident_blocks[2]);
+/* The layout of a training launch (derivative planes asked for), or of an inference launch. */
+void ssim_cuda_forward_partials(const struct ssim_cuda_geometry *geo, int tile_h, bool training,
+                                struct ssim_cuda_partials *layout);
+
+/* Strip widths of the inference kernel (infer.cu). */
+#define SSIM_CUDA_INFER_WIDTHS 3
+
+/* Persistent grid sizes: one per inference strip width (0 where it does not fit the device),
+ * and the training kernel's. */
+struct ssim_cuda_resident {
+  int infer[SSIM_CUDA_INFER_WIDTHS];
+  int train;
+};
+
+/* Raise the kernels' dynamic shared memory limits and size their persistent grids; call once
+ * per device. They are also the first calls that need the kernels' code for this device, so
+ * they fail when it is missing. */
+cudaError_t ssim_cuda_forward_init(int tile_h, int multiprocessors, int shared_per_block_optin,
+                                   struct ssim_cuda_resident *resident);
 cudaError_t ssim_cuda_backward_init(int tile_h);
 
 /* Tile height of the backward kernels on the current device. */
 int ssim_cuda_backward_tile_h(int shared_per_block_optin);
 
+/* The training kernel when args->deriv is set, else the inference kernel. */
 cudaError_t ssim_cuda_forward(const struct ssim_cuda_geometry *geo, int tile_h,
-                              const int resident_blocks[2],
+                              const struct ssim_cuda_resident *resident,
                               const struct ssim_cuda_forward_args *args, cudaStream_t stream);
 
-/* The inference kernel (infer.cu), which ssim_cuda_forward runs when no derivative plane is
- * asked for: its shared memory per block, its setup (by ssim_cuda_forward_init, which stores its
- * persistent grid size in resident_blocks[0]) and its launch. */
-size_t ssim_cuda_infer_smem(int tile_h);
-cudaError_t ssim_cuda_infer_init(int tile_h, int multiprocessors, int *resident_blocks);
-cudaError_t ssim_cuda_infer(const struct ssim_cuda_geometry *geo, int tile_h, int resident_blocks,
+/* The inference kernel (infer.cu): its setup (by ssim_cuda_forward_init), its launch and its
+ * layout of partial sums. */
+cudaError_t ssim_cuda_infer_init(int multiprocessors, int shared_per_block_optin,
+                                 int resident[SSIM_CUDA_INFER_WIDTHS]);
+cudaError_t ssim_cuda_infer(const struct ssim_cuda_geometry *geo,
+                            const int resident[SSIM_CUDA_INFER_WIDTHS],
                             const struct ssim_cuda_forward_args *args, cudaStream_t stream);
+void ssim_cuda_infer_partials(const struct ssim_cuda_geometry *geo,
+                              struct ssim_cuda_partials *layout);
 
 /*
- * Turns the partial sums of `pairs` pairs (all their planes, from plane 0 of `partials`) into
- * scores (double[pairs]), channel scores (double[pairs * channels]) and block means
- * (float[pairs * blocks]; not written when NULL). Deterministic: a fixed summation order.
+ * Turns the partial sums of `pairs` pairs (all their planes, from plane 0 of `partials`, laid
+ * out as `layout`) into scores (double[pairs]), channel scores (double[pairs * channels]) and
+ * block means (float[pairs * blocks]; not written when NULL). Deterministic: a fixed summation
+ * order. When *nonfinite holds `call`, every score and channel score is NaN instead, and
+ * *found (when not NULL) receives 1, else 0.
  */
-cudaError_t ssim_cuda_finalize(const struct ssim_cuda_geometry *geo, int tile_h, int64_t pairs,
+cudaError_t ssim_cuda_finalize(const struct ssim_cuda_geometry *geo,
+                               const struct ssim_cuda_partials *layout, int64_t pairs,
                                const float *partials, double *scores, double *channel_scores,
-                               float *block_means, cudaStream_t stream);
+                               float *block_means, const unsigned *nonfinite, unsigned call,
+                               unsigned *found, cudaStream_t stream);
 
 /*
  * Backward pass over `planes` planes: blurs the derivative planes written by a training forward

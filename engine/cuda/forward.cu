@@ -184,7 +184,7 @@ __global__ void __launch_bounds__(forward_config<TH>::threads, forward_config<TH
   for (; t < total; t += gridDim.x) {
     const tile_pos pos = next_pos;
     if (store_tile<T, ROWS, THREADS>(next, s_x, s_y, geo.center))
-      *args.nonfinite = 1;
+      *args.nonfinite = args.call;
     __syncthreads();
     if (t + gridDim.x < total) {
       next_pos = tile_at(t + gridDim.x, tiles, tiles_x, TH);
@@ -278,12 +278,19 @@ __device__ double block_sum(double v, double *s_red) {
 }
 
 __global__ void __launch_bounds__(kFinalizeThreads)
-    finalize_kernel(const ssim_cuda_geometry geo, int tile_h, int64_t tiles_y, int64_t tiles_x,
+    finalize_kernel(const ssim_cuda_geometry geo, const ssim_cuda_partials layout,
                     const float *__restrict__ partials, double *__restrict__ scores,
-                    double *__restrict__ channel_scores, float *__restrict__ block_means) {
+                    double *__restrict__ channel_scores, float *__restrict__ block_means,
+                    const unsigned *nonfinite, unsigned call, unsigned *found) {
   __shared__ double s_red[kFinalizeThreads];
   const int64_t pair = blockIdx.x;
-  const int64_t per_plane = tiles_y * tiles_x * 2;
+  /* A NaN or infinite input makes the call's scores NaN (the caller that waits for them reports
+   * the error instead). */
+  const bool bad = *nonfinite == call;
+  const double poison = bad ? __longlong_as_double(0x7ff8000000000000LL) : 0.0;
+  if (found != nullptr && pair == 0 && threadIdx.x == 0)
+    *found = bad ? 1u : 0u;
+  const int64_t per_plane = layout.piece_rows * layout.pitch;
   const int64_t map_px = geo.map_h * geo.map_w;
   const float *pair_partials = partials + pair * geo.channels * per_plane;
   double total = 0.0;
@@ -295,24 +302,22 @@ __global__ void __launch_bounds__(kFinalizeThreads)
     s = block_sum(s, s_red);
     total += s;
     if (threadIdx.x == 0)
-      channel_scores[pair * geo.channels + c] = s / (double)map_px;
+      channel_scores[pair * geo.channels + c] = bad ? poison : s / (double)map_px;
   }
   if (threadIdx.x == 0)
-    scores[pair] = total / ((double)map_px * geo.channels);
+    scores[pair] = bad ? poison : total / ((double)map_px * geo.channels);
   if (block_means == nullptr)
     return;
 
-  /* Map block (by, bx) is half bx % 2 of tile column bx / 2, over SSIM_BLOCK / tile_h tile rows. */
   const int64_t nby = div_up(geo.map_h, SSIM_BLOCK), nbx = div_up(geo.map_w, SSIM_BLOCK);
-  const int tile_rows = SSIM_BLOCK / tile_h;
   for (int64_t b = threadIdx.x; b < nby * nbx; b += kFinalizeThreads) {
     const int64_t by = b / nbx, bx = b % nbx;
     double s = 0.0;
     for (int c = 0; c < geo.channels; c++)
-      for (int k = 0; k < tile_rows; k++) {
-        const int64_t ty = by * tile_rows + k;
-        if (ty < tiles_y)
-          s += pair_partials[c * per_plane + (ty * tiles_x + bx / 2) * 2 + bx % 2];
+      for (int k = 0; k < layout.pieces; k++) {
+        const int64_t row = by * layout.pieces + k;
+        if (row < layout.piece_rows)
+          s += pair_partials[c * per_plane + row * layout.pitch + bx];
       }
     const int64_t bh = min((int64_t)SSIM_BLOCK, geo.map_h - by * SSIM_BLOCK);
     const int64_t bw = min((int64_t)SSIM_BLOCK, geo.map_w - bx * SSIM_BLOCK);
@@ -324,8 +329,7 @@ template <typename T, int TH>
 cudaError_t launch_forward(const ssim_cuda_geometry &geo, const ssim_cuda_forward_args &args,
                            int resident_blocks, cudaStream_t stream) {
   using cfg = forward_config<TH>;
-  int64_t tiles_y, tiles_x;
-  ssim_cuda_forward_tiles(&geo, TH, &tiles_y, &tiles_x);
+  const int64_t tiles_y = div_up(geo.map_h, TH), tiles_x = div_up(geo.map_w, kTileW);
   const int64_t total = args.planes * tiles_y * tiles_x;
   const int64_t blocks = min(total, (int64_t)resident_blocks);
   forward_kernel<T, TH><<<(unsigned)blocks, cfg::threads, cfg::smem, stream>>>(geo, args, tiles_x,
@@ -369,9 +373,9 @@ template <int TH> cudaError_t prepare_forward_all(int sms, int *resident) {
 using namespace ssim_cuda;
 
 int ssim_cuda_forward_tile_h(int shared_per_block_optin) {
-  /* 32-row tiles halve the share of halo rows but need about 93 KiB of shared memory; devices
+  /* 32-row tiles halve the share of halo rows but need about 77 KiB of shared memory; devices
    * with less (sm_75) take 16-row tiles. */
-  const size_t need32 = std::max(forward_config<32>::smem, ssim_cuda_infer_smem(32));
+  const size_t need32 = forward_config<32>::smem;
 #ifdef SSIM_CUDA_FORCE_TILE_H
   /* A build-time override for tuning: 16 or 32. */
   if (SSIM_CUDA_FORCE_TILE_H == 16 || (size_t)shared_per_block_optin >= need32)
@@ -380,36 +384,44 @@ int ssim_cuda_forward_tile_h(int shared_per_block_optin) {
   return (size_t)shared_per_block_optin >= need32 ? 32 : 16;
 }
 
-void ssim_cuda_forward_tiles(const ssim_cuda_geometry *geo, int tile_h, int64_t *tiles_y,
-                             int64_t *tiles_x) {
-  *tiles_y = div_up(geo->map_h, tile_h);
-  *tiles_x = div_up(geo->map_w, kTileW);
+void ssim_cuda_forward_partials(const ssim_cuda_geometry *geo, int tile_h, bool training,
+                                ssim_cuda_partials *layout) {
+  if (!training) {
+    ssim_cuda_infer_partials(geo, layout);
+    return;
+  }
+  /* A training tile is tile_h rows of two 32-wide blocks; its two half sums are adjacent. */
+  layout->pieces = SSIM_BLOCK / tile_h;
+  layout->piece_rows = div_up(geo->map_h, tile_h);
+  layout->pitch = 2 * div_up(geo->map_w, kTileW);
 }
 
-cudaError_t ssim_cuda_forward_init(int tile_h, int sms, int resident[2]) {
-  cudaError_t err = ssim_cuda_infer_init(tile_h, sms, &resident[0]);
+cudaError_t ssim_cuda_forward_init(int tile_h, int sms, int shared_optin,
+                                   ssim_cuda_resident *resident) {
+  cudaError_t err = ssim_cuda_infer_init(sms, shared_optin, resident->infer);
   if (err == cudaSuccess)
-    err = tile_h == 32 ? prepare_forward_all<32>(sms, &resident[1])
-                       : prepare_forward_all<16>(sms, &resident[1]);
+    err = tile_h == 32 ? prepare_forward_all<32>(sms, &resident->train)
+                       : prepare_forward_all<16>(sms, &resident->train);
   return err;
 }
 
-cudaError_t ssim_cuda_forward(const ssim_cuda_geometry *geo, int tile_h, const int resident[2],
+cudaError_t ssim_cuda_forward(const ssim_cuda_geometry *geo, int tile_h,
+                              const ssim_cuda_resident *resident,
                               const ssim_cuda_forward_args *args, cudaStream_t stream) {
   if (args->deriv == nullptr)
-    return ssim_cuda_infer(geo, tile_h, resident[0], args, stream);
-  return tile_h == 32 ? launch_forward_dtype<32>(*geo, *args, resident[1], stream)
-                      : launch_forward_dtype<16>(*geo, *args, resident[1], stream);
+    return ssim_cuda_infer(geo, resident->infer, args, stream);
+  return tile_h == 32 ? launch_forward_dtype<32>(*geo, *args, resident->train, stream)
+                      : launch_forward_dtype<16>(*geo, *args, resident->train, stream);
 }
 
-cudaError_t ssim_cuda_finalize(const ssim_cuda_geometry *geo, int tile_h, int64_t pairs,
-                               const float *partials, double *scores, double *channel_scores,
-                               float *block_means, cudaStream_t stream) {
-  int64_t tiles_y, tiles_x;
-  ssim_cuda_forward_tiles(geo, tile_h, &tiles_y, &tiles_x);
+cudaError_t ssim_cuda_finalize(const ssim_cuda_geometry *geo, const ssim_cuda_partials *layout,
+                               int64_t pairs, const float *partials, double *scores,
+                               double *channel_scores, float *block_means,
+                               const unsigned *nonfinite, unsigned call, unsigned *found,
+                               cudaStream_t stream) {
   if (pairs > INT32_MAX)
     return cudaErrorInvalidConfiguration;
   finalize_kernel<<<(unsigned)pairs, kFinalizeThreads, 0, stream>>>(
-      *geo, tile_h, tiles_y, tiles_x, partials, scores, channel_scores, block_means);
+      *geo, *layout, partials, scores, channel_scores, block_means, nonfinite, call, found);
   return cudaGetLastError();
 }

@@ -8,55 +8,101 @@
  * variance differs only where a variance is negative by rounding, by far less than float32
  * resolves in the statistics themselves.)
  *
- * A block walks tiles of 64 x TH map pixels (a persistent grid). For each tile:
- *  1. staging: both images' pixels around the tile, in their own dtype, are copied into shared
- *     memory by asynchronous copies (cp.async), issued one tile ahead so that they arrive while
- *     the block computes the current tile; widths that are not a multiple of 4 (or misaligned
- *     pointers) take synchronous element loads instead;
- *  2. vertical pass: each thread walks one staged column for 16 output rows, converting each
- *     pixel to a centred float as it reads it (see forward.cu on centring), forming x^2 + y^2 and
- *     xy in registers, and writes the four vertically blurred statistics to shared memory;
- *  3. horizontal pass: each thread blurs 4 adjacent outputs of a row per statistic from four
- *     16-byte loads, evaluates SSIM for them in registers, adds them to its sum and writes them
- *     to the map when one is asked for (one 16-byte store where the map allows it).
- * Blurring columns first makes the horizontal outputs the final ones, so nothing is written back
- * between the blur and the SSIM expression, and the products are formed once per staged read
- * instead of once per horizontal tap window.
+ * The map is cut into vertical strips SW map columns wide. A block walks down a strip: each of
+ * its first SW + 10 threads owns one image column and keeps, in registers, the vertical blur of
+ * the four statistics for the 11 output rows whose windows cover the current input row (a sliding
+ * window: each input row is loaded, converted and multiplied out once, and completes one output
+ * row). The pixels of a batch of 11 input rows are copied into shared memory first, in their own
+ * dtype, by asynchronous 16-byte copies (cp.async; plain loads where rows are not 16-byte
+ * aligned), issued while the previous batch is blurred horizontally. The vertical pass turns a
+ * batch into 11 completed rows of vertically blurred statistics in shared memory; then every
+ * thread blurs 4 adjacent outputs of one or two of those rows horizontally, evaluates SSIM and
+ * adds it to its sum. Rows of one strip need no halo rows but the 10 rows that start a walk, and
+ * a batch costs two barriers.
+ *
+ * The work is balanced across a persistent grid: the map is cut into units of 32 rows of one
+ * strip (the rows of the 32 x 32 blocks of block_means), all units of all planes are put in
+ * order, and each block takes an equal run of them; a run crosses into the next strip (and
+ * plane) where it must, each piece of it a walk of its own. Every output group stores the sum of
+ * its 4 outputs per row in shared memory, and once a unit's rows are all done one warp adds them
+ * per 32 x 32 block in a fixed order (8 groups along each row, then a fixed tree over the 32
+ * rows), so a block's sum does not depend on how the work was cut, on the launch, or on timing.
  */
-#include <type_traits>
-
 #include "cuda_tile.cuh"
 
 namespace ssim_cuda {
 namespace {
 
-constexpr int kVRows = 16;                     /* output rows per thread of the vertical pass */
-constexpr int kChunk = 4;                      /* pixels per asynchronous copy */
-constexpr int kStagePitch = kTileW + 16;       /* staged columns: the tile, its halo, alignment */
-constexpr int kVCols = kTileW + 2 * SSIM_HALO; /* columns of the vertical pass */
-constexpr int kVPitch = kTileW + 12;           /* kVCols rounded up to whole float4s */
-constexpr int kStats = 4;                      /* G*x, G*y, G*(x^2 + y^2), G*(xy) */
+constexpr int kStats = 4;              /* G*x, G*y, G*(x^2 + y^2), G*(xy) */
+constexpr int kBatch = SSIM_WINDOW;    /* output rows per batch: one turn of the sliding window */
+constexpr int kWarm = SSIM_WINDOW - 1; /* input rows before the first output row completes */
+constexpr int kRowLanes = 6;           /* threads per column group: rows k and k + 6 of a batch */
+constexpr int kStageRows = kWarm + kBatch; /* a walk stages its first two steps at once */
 
-template <typename T, int TH> struct infer_config {
-  static constexpr int rows = TH + 2 * SSIM_HALO; /* staged rows */
-  static constexpr int threads = TH == 32 ? 256 : 128;
-  static constexpr int warps = threads / 32;
-  /* Vertical passes: TH / kVRows row groups of kVCols columns, one per thread. */
-  static constexpr int groups = TH / kVRows;
-  /* Horizontal pass: a warp covers one 32-wide half of the tile, 4 rows of 8 items. */
-  static constexpr int rows_per_pass = 4 * (warps / 2);
-  static constexpr int passes = TH / rows_per_pass;
-  static constexpr size_t stage_bytes = (size_t)rows * kStagePitch * sizeof(T); /* one image */
-  static constexpr size_t v_bytes = (size_t)kStats * TH * kVPitch * sizeof(float);
-  /* One staging buffer of both images: the next tile's pixels are copied into it during the
-   * horizontal pass, once the vertical pass has read it. (A second buffer, copying during the
-   * whole tile, measured slower: the larger block let only two blocks share a multiprocessor.) */
-  static constexpr size_t smem = v_bytes + 2 * stage_bytes;
-  static constexpr int min_blocks = 3;
-  static_assert(groups * kVCols <= threads, "one vertical task per thread");
-  static_assert(passes * rows_per_pass == TH, "the horizontal passes cover the tile");
-  static_assert(stage_bytes % 16 == 0, "staging buffers keep 16-byte alignment");
+/* Strip widths, narrowest first; the host picks one per call. */
+constexpr int kStripWidths[3] = {64, 128, 192};
+
+template <typename T, int SW> struct strip_config {
+  static constexpr int groups = SW / 4;              /* 4-output column groups of a row */
+  static constexpr int threads = groups * kRowLanes; /* 96, 192 or 288 */
+  static constexpr int cols = SW + 2 * SSIM_HALO;    /* image columns of the vertical pass */
+  /* Staged pixels: a row starts up to chunk - 1 columns left of the first vertical column, so
+   * that 16-byte copies stay aligned in the image. */
+  static constexpr int chunk = 16 / (int)sizeof(T);
+  static constexpr int stage_pitch = (cols + chunk - 1 + chunk - 1) / chunk * chunk;
+  static constexpr int stage_elems = kStageRows * stage_pitch; /* one image's staged rows */
+  /* Floats per row of blurred statistics: the last group reads 16 floats from column SW - 4. */
+  static constexpr int pitch = SW + 12;
+  static constexpr int stat_floats = kStats * kBatch * pitch;
+  /* Row sums of a unit: SSIM_BLOCK rows of `groups` floats. */
+  static constexpr int row_sum_floats = SSIM_BLOCK * groups;
+  /* The staged pixels of both images, a batch of statistics, the row sums of two units. */
+  static constexpr size_t smem = 2 * (size_t)stage_elems * sizeof(T) +
+                                 ((size_t)stat_floats + 2 * (size_t)row_sum_floats) * sizeof(float);
+  /* 18 warps per multiprocessor: 96 registers a thread. */
+  static constexpr int min_blocks = 18 * 32 / threads;
+  static constexpr int blocks_of_32 = SW / SSIM_BLOCK; /* block columns per strip */
+  static_assert(cols <= threads, "one image column per thread");
+  static_assert(stage_pitch / chunk <= threads, "one chunk column per thread at least");
+  static_assert(pitch % 4 == 0 && 4 * (groups - 1) + 16 <= pitch, "whole float4 reads");
+  static_assert(2 * stage_elems * sizeof(T) % 16 == 0, "the statistics stay 16-byte aligned");
 };
+
+/* How the units of a launch are walked, computed on the host. */
+struct strip_plan {
+  int64_t units;         /* planes x strips x block_rows, in that order */
+  int64_t strips;        /* strips per plane */
+  int64_t block_rows;    /* ceil(map_h / 32): units per strip */
+  int64_t partial_pitch; /* sums per row of blocks: ceil(map_w / 64) x 2 */
+};
+
+/* Copies BYTES (4, 8 or 16) from global to shared memory without passing through registers
+ * (cp.async, sm_80 and later; a plain copy before), or zero-fills them when `in` is false. */
+template <int BYTES>
+__device__ __forceinline__ void copy_async(void *dst, const void *src, bool in) {
+#if __CUDA_ARCH__ >= 800
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  const int src_bytes = in ? BYTES : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes)
+               : "memory");
+  static_assert(BYTES == 16, "16-byte copies only");
+#else
+  *static_cast<uint4 *>(dst) = in ? *static_cast<const uint4 *>(src) : uint4{};
+#endif
+}
+
+__device__ __forceinline__ void copy_async_commit() {
+#if __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+
+/* Waits until this thread's committed copies have landed. */
+__device__ __forceinline__ void copy_async_wait_all() {
+#if __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+#endif
+}
 
 /* A staged pixel as a float in its dtype's own scale. */
 __device__ __forceinline__ float raw_float(float v) {
@@ -69,130 +115,72 @@ __device__ __forceinline__ float raw_float(uint8_t v) {
   return (float)v;
 }
 
-/* Copies BYTES (4, 8 or 16) from global to shared memory without passing through registers
- * (cp.async, sm_80 and later; a plain copy before), or zero-fills them when `in` is false. */
-template <int BYTES>
-__device__ __forceinline__ void copy_async(void *dst, const void *src, bool in) {
-#if __CUDA_ARCH__ >= 800
-  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  const int src_bytes = in ? BYTES : 0;
-  if constexpr (BYTES == 16)
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
-                 "r"(src_bytes)
-                 : "memory");
-  else
-    asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(d), "l"(src), "n"(BYTES),
-                 "r"(src_bytes)
-                 : "memory");
-#else
-  using chunk =
-      typename std::conditional<BYTES == 16, uint4,
-                                typename std::conditional<BYTES == 8, uint2, uint32_t>::type>::type;
-  *static_cast<chunk *>(dst) = in ? *static_cast<const chunk *>(src) : chunk{};
-#endif
-}
-
-__device__ __forceinline__ void copy_async_commit() {
-#if __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-#endif
-}
-
-/* Waits until at most `pending` of this thread's committed copy groups are still in flight. */
-template <int pending> __device__ __forceinline__ void copy_async_wait() {
-#if __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(pending) : "memory");
-#endif
-}
-
 /*
- * Stages rows oy .. oy + ROWS - 1, columns ox .. ox + kStagePitch - 1 of both images into s1
- * and s2 (ROWS x kStagePitch pixels of type T each), zero outside the image. With VEC the copies
- * are asynchronous chunks of 4 pixels (ox and the width are multiples of 4 and the images are
- * aligned, so a chunk is wholly inside the image or wholly outside it); without, plain loads of
- * one pixel each.
+ * Adds one input row's statistics to the sliding window. Output rows j = i - 10 .. i use input
+ * row i with tap i - j, and output j lives in accumulator j mod 11: with the row's phase
+ * P = i mod 11, accumulator q takes tap (P - q) mod 11, and tap 0 starts a new output (a multiply
+ * instead of an add). While the window fills (WARM: the first 10 rows of a walk, i = P), only
+ * accumulators q <= P hold outputs of the walk.
  */
-template <typename T, int ROWS, int THREADS, bool VEC>
-__device__ __forceinline__ void stage_tile(T *__restrict__ s1, T *__restrict__ s2,
-                                           const T *__restrict__ img1, const T *__restrict__ img2,
-                                           int64_t oy, int64_t ox, int64_t height, int64_t width) {
-  constexpr int per = VEC ? kChunk : 1;
-  constexpr int units = kStagePitch / per; /* copies per row */
-  constexpr int step = THREADS / units;    /* rows per round of the block */
-  const int u = threadIdx.x % units, r0 = threadIdx.x / units;
-  if (r0 >= step)
-    return;
-  const int64_t ix = ox + u * per;
-  const bool col_in = (uint64_t)ix < (uint64_t)width;
-#pragma unroll 4
-  for (int r = r0; r < ROWS; r += step) {
-    const int64_t iy = oy + r;
-    const bool in = col_in && (uint64_t)iy < (uint64_t)height;
-    const int64_t off = in ? iy * width + ix : 0;
-    T *d1 = s1 + r * kStagePitch + u * per, *d2 = s2 + r * kStagePitch + u * per;
-    if constexpr (VEC) {
-      copy_async<kChunk * sizeof(T)>(d1, img1 + off, in);
-      copy_async<kChunk * sizeof(T)>(d2, img2 + off, in);
-    } else {
-      *d1 = in ? __ldg(img1 + off) : T(0);
-      *d2 = in ? __ldg(img2 + off) : T(0);
-    }
-  }
-}
-
-/*
- * The vertical pass: thread task (column c of kVCols, row group g) blurs staged column c + shift
- * over output rows 16 g .. 16 g + 15 and writes G*x', G*y', G*(x'^2 + y'^2), G*(x'y') there into
- * v (kStats planes of TH x kVPitch). Threads beyond the tasks do nothing. The 64 tile columns
- * come first, a warp's lanes on consecutive columns of one group, then the 10 halo columns.
- */
-template <typename T, int TH, int THREADS>
-__device__ __forceinline__ void vertical_pass(const T *__restrict__ s1, const T *__restrict__ s2,
-                                              int shift, float center, float *__restrict__ v) {
-  using cfg = infer_config<T, TH>;
+template <int P, bool WARM>
+__device__ __forceinline__ void slide(float (&acc)[kBatch][kStats], const float (&st)[kStats]) {
   constexpr float w[SSIM_WINDOW] = SSIM__GAUSS_TAPS;
+#pragma unroll
+  for (int q = 0; q < kBatch; q++) {
+    if (WARM && q > P)
+      continue;
+    const int tap = (P - q + kBatch) % kBatch;
+#pragma unroll
+    for (int s = 0; s < kStats; s++)
+      acc[q][s] = tap == 0 ? w[0] * st[s] : fmaf(w[tap], st[s], acc[q][s]);
+  }
+}
+
+/* The four statistics of a staged pixel pair, centred; `check` accumulates v / 64 of float input
+ * (NaN or infinite exactly when some v is, and free of overflow over the rows of one batch). */
+template <typename T>
+__device__ __forceinline__ void statistics(T xv, T yv, float center, float (&st)[kStats],
+                                           float &check) {
   constexpr float scale = unit_scale<T>();
-  const int task = threadIdx.x;
-  int g, c;
-  if (task < kTileW * cfg::groups) {
-    g = task / kTileW;
-    c = task % kTileW;
-  } else if (task < kVCols * cfg::groups) {
-    constexpr int halo = kVCols - kTileW;
-    g = (task - kTileW * cfg::groups) / halo;
-    c = kTileW + (task - kTileW * cfg::groups) % halo;
-  } else {
-    return;
+  const float xr = raw_float(xv), yr = raw_float(yv);
+  if constexpr (sizeof(T) == sizeof(float))
+    check = fmaf(xr, 0.015625f, fmaf(yr, 0.015625f, check));
+  /* Integer pixels are scaled to [0, 1] and centred in one FMA (see forward.cu on centring). */
+  const float x = fmaf(xr, scale, -center), y = fmaf(yr, scale, -center);
+  st[0] = x;
+  st[1] = y;
+  st[2] = fmaf(x, x, y * y);
+  st[3] = x * y;
+}
+
+/* The first 10 input rows of a walk, staged rows 0 .. 9: they complete no output row. */
+template <typename T, int SP, int P = 0>
+__device__ __forceinline__ void warm_up(float (&acc)[kBatch][kStats], const T *__restrict__ sx,
+                                        const T *__restrict__ sy, float center, float &check) {
+  if constexpr (P < kWarm) {
+    float st[kStats];
+    statistics<T>(sx[P * SP], sy[P * SP], center, st, check);
+    slide<P, true>(acc, st);
+    warm_up<T, SP, P + 1>(acc, sx, sy, center, check);
   }
-  float acc[kVRows][kStats];
-#pragma unroll
-  for (int i = 0; i < kVRows; i++)
+}
+
+/* Input rows 10 + 11m + k, k = 0 .. 10, of a walk (staged row k): each completes output row
+ * 11m + k, stored as row k of `out` (kStats planes of kBatch x PITCH). A walk's last batch runs
+ * whole: the rows past its end cost less than a test per row. */
+template <typename T, int SP, int PITCH, int K = 0>
+__device__ __forceinline__ void
+vertical_batch(float (&acc)[kBatch][kStats], const T *__restrict__ sx, const T *__restrict__ sy,
+               float center, float &check, float *__restrict__ out) {
+  if constexpr (K < kBatch) {
+    float st[kStats];
+    statistics<T>(sx[K * SP], sy[K * SP], center, st, check);
+    slide<(K + kWarm) % kBatch, false>(acc, st);
 #pragma unroll
     for (int s = 0; s < kStats; s++)
-      acc[i][s] = 0.0f;
-  const int first = g * kVRows;
-  const T *p1 = s1 + first * kStagePitch + c + shift;
-  const T *p2 = s2 + first * kStagePitch + c + shift;
-#pragma unroll
-  for (int r = 0; r < kVRows + SSIM_WINDOW - 1; r++) {
-    /* Integer pixels are scaled to [0, 1] and centred in one FMA. */
-    const float x = fmaf(raw_float(p1[r * kStagePitch]), scale, -center);
-    const float y = fmaf(raw_float(p2[r * kStagePitch]), scale, -center);
-    const float st[kStats] = {x, y, fmaf(x, x, y * y), x * y};
-#pragma unroll
-    for (int i = 0; i < kVRows; i++) {
-      const int t = r - i;
-      if (t >= 0 && t < SSIM_WINDOW)
-#pragma unroll
-        for (int s = 0; s < kStats; s++)
-          acc[i][s] = fmaf(w[t], st[s], acc[i][s]);
-    }
+      out[(s * kBatch + K) * PITCH] = acc[K][s];
+    vertical_batch<T, SP, PITCH, K + 1>(acc, sx, sy, center, check, out);
   }
-#pragma unroll
-  for (int i = 0; i < kVRows; i++)
-#pragma unroll
-    for (int s = 0; s < kStats; s++)
-      v[(s * TH + first + i) * kVPitch + c] = acc[i][s];
 }
 
 /* SSIM of one pixel from its four blurred centred statistics, with fused-ssim's clamps. */
@@ -208,214 +196,333 @@ __device__ __forceinline__ float ssim_value(float m1, float m2, float sq, float 
   return fmaxf(-1.0f, fminf(1.0f, Cn * D * fast_rcp(A * B)));
 }
 
-template <typename T, int TH, bool VEC>
-__global__ void __launch_bounds__(infer_config<T, TH>::threads, infer_config<T, TH>::min_blocks)
-    infer_kernel(const ssim_cuda_geometry geo, const ssim_cuda_forward_args args,
-                 const tile_grid grid) {
-  using cfg = infer_config<T, TH>;
-  constexpr int ROWS = cfg::rows, THREADS = cfg::threads, WARPS = cfg::warps;
+/*
+ * The horizontal pass of one output row of a batch for this thread's column group: blurs the 16
+ * statistics around its 4 outputs, evaluates SSIM, writes the map when asked, and returns the
+ * sum of the outputs inside the map.
+ */
+template <int PITCH>
+__device__ __forceinline__ float horizontal_item(const float *__restrict__ stats, int k, int group,
+                                                 float center, float *__restrict__ map, int cols,
+                                                 bool map_vec) {
   constexpr float w[SSIM_WINDOW] = SSIM__GAUSS_TAPS;
-  extern __shared__ float4 smem4[];
-  float *s_v = reinterpret_cast<float *>(smem4);
-  T *s1 = reinterpret_cast<T *>(reinterpret_cast<char *>(smem4) + cfg::v_bytes);
-  T *s2 = s1 + ROWS * kStagePitch;
-  __shared__ float s_warp[2][WARPS]; /* per-warp sums, by tile parity */
-
-  const T *img1 = static_cast<const T *>(args.img1);
-  const T *img2 = static_cast<const T *>(args.img2);
-  const int64_t img_px = geo.height * geo.width, map_px = geo.map_h * geo.map_w;
-  /* The first staged column is the window's first column rounded down to a chunk: `shift`
-   * columns left of it (3 for padding same, 0 for valid). */
-  const int64_t win = geo.offset - SSIM_HALO;
-  const int shift = (int)(win & (kChunk - 1));
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int group = 8 * (warp & 1) + (lane & 7); /* float4 column group of the horizontal pass */
-  const bool map_vec = (geo.map_w & 3) == 0 && (reinterpret_cast<uintptr_t>(args.map) & 15) == 0;
-
-  auto stage = [&](const tile_walk &p) {
-    stage_tile<T, ROWS, THREADS, VEC>(s1, s2, img1 + p.plane * img_px, img2 + p.plane * img_px,
-                                      (int64_t)p.ty * TH + win,
-                                      (int64_t)p.tx * kTileW + win - shift, geo.height, geo.width);
-  };
-  /* Threads 0 and 1 write the two half sums of a tile from the warp sums, in a fixed order. */
-  auto write_partials = [&](int64_t t, int parity) {
-    if (args.partials != nullptr && threadIdx.x < 2) {
-      float half = 0.0f;
-      for (int k = threadIdx.x; k < WARPS; k += 2)
-        half += s_warp[parity][k];
-      args.partials[t * 2 + threadIdx.x] = half;
+  float st[kStats][4];
+#pragma unroll
+  for (int s = 0; s < kStats; s++) {
+    const float4 *src = reinterpret_cast<const float4 *>(stats + (s * kBatch + k) * PITCH) + group;
+    float in[16];
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+      const float4 f = src[q];
+      in[4 * q] = f.x;
+      in[4 * q + 1] = f.y;
+      in[4 * q + 2] = f.z;
+      in[4 * q + 3] = f.w;
     }
-  };
-
-  tile_walk tile(grid);
-  if (tile.t >= grid.total)
-    return;
-  if constexpr (VEC) {
-    stage(tile);
-    copy_async_commit();
+#pragma unroll
+    for (int o = 0; o < 4; o++) {
+      float a = w[0] * in[o];
+#pragma unroll
+      for (int t = 1; t < SSIM_WINDOW; t++)
+        a = fmaf(w[t], in[o + t], a);
+      st[s][o] = a;
+    }
   }
-  int parity = 0;
-  bool nonfinite = false;
-  for (;;) {
-    tile_walk next = tile;
-    next.advance(grid);
-    if constexpr (VEC)
-      copy_async_wait<0>();
-    else
-      stage(tile);
-    __syncthreads();
-    if (tile.t != blockIdx.x)
-      write_partials(tile.t - gridDim.x, parity ^ 1);
+  float S[4];
+#pragma unroll
+  for (int o = 0; o < 4; o++)
+    S[o] = ssim_value(st[0][o], st[1][o], st[2][o], st[3][o], center);
+  if (map != nullptr) {
+    if (map_vec && cols == 4) {
+      *reinterpret_cast<float4 *>(map) = make_float4(S[0], S[1], S[2], S[3]);
+    } else {
+#pragma unroll
+      for (int o = 0; o < 4; o++)
+        if (o < cols)
+          map[o] = S[o];
+    }
+  }
+  if (cols == 4)
+    return (S[0] + S[1]) + (S[2] + S[3]);
+  float sum = 0.0f;
+#pragma unroll
+  for (int o = 0; o < 3; o++)
+    if (o < cols)
+      sum += S[o];
+  return sum;
+}
 
-    vertical_pass<T, TH, THREADS>(s1, s2, shift, geo.center, s_v);
-    __syncthreads();
-    /* The vertical pass was the staging buffer's only reader: the next tile's pixels can be
-     * copied in while this one is blurred horizontally. */
-    if (VEC && next.t < grid.total) {
-      stage(next);
+/*
+ * One walk: units u0 .. u1 - 1 (map rows 32 u0 up to 32 u1 or the map's end) of one strip of
+ * one plane. VEC: the images' rows are 16-byte aligned (row bytes and image addresses multiples
+ * of 16), so rows are staged with 16-byte asynchronous copies; otherwise with plain loads, one
+ * pixel per thread and row.
+ */
+template <typename T, int SW, bool VEC> struct strip_walk {
+  using cfg = strip_config<T, SW>;
+  static constexpr int SP = cfg::stage_pitch;
+  const ssim_cuda_geometry &geo;
+  const ssim_cuda_forward_args &args;
+  const strip_plan &plan;
+  T *s_x, *s_y;    /* staged pixels, kStageRows x SP each */
+  float *s_stats;  /* kStats x kBatch x pitch */
+  float *s_rowsum; /* 2 units x SSIM_BLOCK rows x groups */
+  int64_t plane, strip, r0, r1;
+  int rows;             /* r1 - r0 */
+  const T *img1, *img2; /* the plane */
+  int64_t x_stage;      /* image column of staged column 0 */
+  int shift;            /* staged column of this thread's vertical column */
+  int group, lane_row;  /* horizontal pass: column group and first row of a batch */
+  float *map_row0;      /* map pixel (r0, this group's first column), or NULL */
+  int cols;             /* outputs of this group inside the map (0 .. 4) */
+  bool map_vec;
+  int64_t reduced; /* first unit not yet written out */
+  float check;
+  bool bad;
+
+  __device__ __forceinline__ strip_walk(const ssim_cuda_geometry &g,
+                                        const ssim_cuda_forward_args &a, const strip_plan &p,
+                                        char *smem, int64_t plane_, int64_t strip_, int64_t u0,
+                                        int64_t u1)
+      : geo(g), args(a), plan(p), plane(plane_), strip(strip_), r0(u0 * SSIM_BLOCK),
+        r1(min(u1 * SSIM_BLOCK, g.map_h)), reduced(u0), check(0.0f), bad(false) {
+    rows = (int)(r1 - r0);
+    s_x = reinterpret_cast<T *>(smem);
+    s_y = s_x + cfg::stage_elems;
+    s_stats = reinterpret_cast<float *>(s_y + cfg::stage_elems);
+    s_rowsum = s_stats + cfg::stat_floats;
+    const int64_t plane_px = plane * geo.height * geo.width;
+    img1 = static_cast<const T *>(args.img1) + plane_px;
+    img2 = static_cast<const T *>(args.img2) + plane_px;
+    const int64_t x0 = strip * SW + geo.offset - SSIM_HALO; /* image column of thread 0 */
+    shift = VEC ? (int)(x0 & (cfg::chunk - 1)) : 0;
+    x_stage = x0 - shift;
+    group = threadIdx.x % cfg::groups;
+    lane_row = threadIdx.x / cfg::groups;
+    const int64_t mx = strip * SW + 4 * group;
+    cols = (int)max((int64_t)0, min((int64_t)4, geo.map_w - mx));
+    map_row0 = args.map != nullptr ? args.map + (plane * geo.map_h + r0) * geo.map_w + mx : nullptr;
+    map_vec = (geo.map_w & 3) == 0 && (reinterpret_cast<uintptr_t>(args.map) & 15) == 0;
+  }
+
+  /* Stages input rows first .. first + n - 1 of the walk into staged rows 0 .. n - 1, zero
+   * outside the image. With VEC the copies are only issued: staged() makes them visible. */
+  __device__ __forceinline__ void stage(int first, int n) {
+    const int64_t iy0 = r0 + geo.offset - SSIM_HALO + first;
+    if constexpr (VEC) {
+      /* The width is a multiple of the chunk and x_stage is aligned to it, so each chunk is
+       * wholly inside the image or wholly outside. A thread copies one chunk column, every
+       * `step`-th row. */
+      constexpr int units = SP / cfg::chunk, step = cfg::threads / units;
+      const int c = threadIdx.x % units;
+      const int64_t ix = x_stage + c * cfg::chunk;
+      const bool col_in = (uint64_t)ix < (uint64_t)geo.width;
+      int64_t iy = iy0 + threadIdx.x / units;
+      int64_t off = iy * geo.width + ix;
+      for (int r = threadIdx.x / units; r < n; r += step) {
+        const bool in = col_in && (uint64_t)iy < (uint64_t)geo.height;
+        copy_async<16>(s_x + r * SP + c * cfg::chunk, img1 + (in ? off : 0), in);
+        copy_async<16>(s_y + r * SP + c * cfg::chunk, img2 + (in ? off : 0), in);
+        iy += step;
+        off += step * geo.width;
+      }
       copy_async_commit();
-    }
-
-    /* This thread's outputs: map columns mx .. mx + cols - 1 of rows my0 + row. */
-    const int64_t mx = (int64_t)tile.tx * kTileW + 4 * group;
-    const int cols = (int)max((int64_t)0, min((int64_t)4, geo.map_w - mx));
-    float sum = 0.0f, check = 0.0f;
-#pragma unroll
-    for (int pass = 0; pass < cfg::passes; pass++) {
-      const int row = (lane >> 3) + 4 * (warp >> 1) + pass * cfg::rows_per_pass;
-      float st[kStats][4];
-#pragma unroll
-      for (int s = 0; s < kStats; s++) {
-        const float4 *src =
-            reinterpret_cast<const float4 *>(s_v + (s * TH + row) * kVPitch) + group;
-        float in[16];
-#pragma unroll
-        for (int q = 0; q < 4; q++) {
-          const float4 f = src[q];
-          in[4 * q] = f.x;
-          in[4 * q + 1] = f.y;
-          in[4 * q + 2] = f.z;
-          in[4 * q + 3] = f.w;
-        }
-#pragma unroll
-        for (int o = 0; o < 4; o++) {
-          float a = w[0] * in[o];
-#pragma unroll
-          for (int k = 1; k < SSIM_WINDOW; k++)
-            a = fmaf(w[k], in[o + k], a);
-          st[s][o] = a;
-        }
-      }
-      float S[4];
-#pragma unroll
-      for (int o = 0; o < 4; o++) {
-        S[o] = ssim_value(st[0][o], st[1][o], st[2][o], st[3][o], geo.center);
-        /* A NaN or infinite input makes every window over it non-finite, and every input pixel
-         * lies in some window of the map. Scaled so that finite values cannot overflow. */
-        if constexpr (sizeof(T) == sizeof(float))
-          check = fmaf(st[0][o], 0.015625f, fmaf(st[1][o], 0.015625f, check));
-      }
-      const int64_t my = (int64_t)tile.ty * TH + row;
-      if (my < geo.map_h) {
-        if (cols == 4) {
-          sum += (S[0] + S[1]) + (S[2] + S[3]);
-        } else {
-#pragma unroll
-          for (int o = 0; o < 3; o++)
-            if (o < cols)
-              sum += S[o];
-        }
-        if (args.map != nullptr) {
-          float *dst = args.map + tile.plane * map_px + my * geo.map_w + mx;
-          if (map_vec && cols == 4) {
-            *reinterpret_cast<float4 *>(dst) = make_float4(S[0], S[1], S[2], S[3]);
-          } else {
-#pragma unroll
-            for (int o = 0; o < 4; o++)
-              if (o < cols)
-                dst[o] = S[o];
-          }
-        }
+    } else {
+      const int t = threadIdx.x;
+      const int64_t ix = x_stage + t;
+      if (t >= cfg::cols)
+        return;
+      const bool col_in = (uint64_t)ix < (uint64_t)geo.width;
+#pragma unroll 4
+      for (int r = 0; r < n; r++) {
+        const int64_t iy = iy0 + r;
+        const bool in = col_in && (uint64_t)iy < (uint64_t)geo.height;
+        const int64_t off = in ? iy * geo.width + ix : 0;
+        s_x[r * SP + t] = in ? __ldg(img1 + off) : T(0);
+        s_y[r * SP + t] = in ? __ldg(img2 + off) : T(0);
       }
     }
-    if constexpr (sizeof(T) == sizeof(float))
-      nonfinite |= check - check != 0.0f;
-
-      /* Each warp covers one half of the tile; its sum goes to s_warp, which the next iteration
-       * (or the end) turns into the tile's two half sums after its first barrier. */
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1)
-      sum += __shfl_xor_sync(0xffffffffu, sum, off);
-    if (lane == 0)
-      s_warp[parity][warp] = sum;
-    if (next.t >= grid.total)
-      break;
-    tile = next;
-    parity ^= 1;
   }
-  __syncthreads();
-  write_partials(tile.t, parity);
-  if (nonfinite)
-    *args.nonfinite = 1;
+
+  __device__ __forceinline__ void staged() {
+    if constexpr (VEC)
+      copy_async_wait_all();
+    __syncthreads();
+  }
+
+  /* The horizontal pass of batch row k (walk row j): SSIM of this group's 4 outputs, their sum
+   * stored as the group's row sum in the unit (0 for a group outside the map). */
+  __device__ __forceinline__ void add_row(int k, int j) {
+    if (j >= rows)
+      return;
+    const int64_t my = r0 + j;
+    float sum = 0.0f;
+    if (cols > 0) {
+      float *map = map_row0 != nullptr ? map_row0 + (int64_t)j * geo.map_w : nullptr;
+      sum = horizontal_item<cfg::pitch>(s_stats, k, group, geo.center, map, cols, map_vec);
+    }
+    const int64_t u = my / SSIM_BLOCK;
+    s_rowsum[((u & 1) * SSIM_BLOCK + (my & (SSIM_BLOCK - 1))) * cfg::groups + group] = sum;
+  }
+
+  /* The last warp adds unit u's row sums per 32 x 32 block: lane i takes row i across the
+   * block's 8 groups, then the lanes are added in a fixed butterfly. Rows past the map count 0. */
+  __device__ __forceinline__ void reduce_unit(int64_t u) {
+    if (threadIdx.x / 32 != cfg::threads / 32 - 1)
+      return;
+    const int lane = threadIdx.x % 32;
+    const bool row_in = u * SSIM_BLOCK + lane < geo.map_h;
+    const float *row = s_rowsum + ((u & 1) * SSIM_BLOCK + lane) * cfg::groups;
+#pragma unroll
+    for (int cb = 0; cb < cfg::blocks_of_32; cb++) {
+      float s = 0.0f;
+      if (row_in) {
+#pragma unroll
+        for (int g = 0; g < 8; g++)
+          s += row[cb * 8 + g];
+      }
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1)
+        s += __shfl_xor_sync(0xffffffffu, s, off);
+      const int64_t bx = strip * cfg::blocks_of_32 + cb;
+      if (lane == 0 && args.partials != nullptr && bx < plan.partial_pitch)
+        args.partials[(plane * plan.block_rows + u) * plan.partial_pitch + bx] = s;
+    }
+  }
+
+  __device__ __forceinline__ void run() {
+    const bool vertical = threadIdx.x < cfg::cols;
+    const T *sx = s_x + threadIdx.x + shift, *sy = s_y + threadIdx.x + shift;
+    float acc[kBatch][kStats];
+    /* The first 10 input rows and the first batch arrive together: staged rows 0 .. 20. */
+    stage(0, kStageRows);
+    staged();
+    if (vertical)
+      warm_up<T, SP>(acc, sx, sy, geo.center, check);
+    for (int first = 0;; first += kBatch) {
+      if (vertical) {
+        const int base = first == 0 ? kWarm : 0;
+        vertical_batch<T, SP, cfg::pitch>(acc, sx + base * SP, sy + base * SP, geo.center, check,
+                                          s_stats + threadIdx.x);
+        if constexpr (sizeof(T) == sizeof(float)) {
+          bad |= check - check != 0.0f;
+          check = 0.0f;
+        }
+      }
+      __syncthreads();
+      /* The staged rows are read: the next batch's copies overlap the horizontal pass. */
+      const bool more = first + kBatch < rows;
+      if (more)
+        stage(kWarm + first + kBatch, kBatch);
+      /* Rows before `first` are all done: a unit that ends there can be written out. */
+      if (r0 + first >= min((reduced + 1) * SSIM_BLOCK, r1)) {
+        reduce_unit(reduced);
+        reduced++;
+      }
+      add_row(lane_row, first + lane_row);
+      if (lane_row + kRowLanes < kBatch)
+        add_row(lane_row + kRowLanes, first + lane_row + kRowLanes);
+      if (!more)
+        break;
+      staged();
+    }
+    __syncthreads();
+    const int64_t last = (r1 - 1) / SSIM_BLOCK;
+    for (int64_t u = reduced; u <= last; u++)
+      reduce_unit(u);
+    /* The next walk reuses the row sums, the statistics and the staged rows. */
+    __syncthreads();
+  }
+};
+
+template <typename T, int SW, bool VEC>
+__global__ void __launch_bounds__(strip_config<T, SW>::threads, strip_config<T, SW>::min_blocks)
+    infer_kernel(const ssim_cuda_geometry geo, const ssim_cuda_forward_args args,
+                 const strip_plan plan) {
+  extern __shared__ float4 smem4[];
+  const int64_t begin = plan.units * blockIdx.x / gridDim.x;
+  const int64_t end = plan.units * (blockIdx.x + 1) / gridDim.x;
+  bool bad = false;
+  for (int64_t u = begin; u < end;) {
+    const int64_t column = u / plan.block_rows; /* strip of a plane, in order */
+    const int64_t u0 = u - column * plan.block_rows;
+    const int64_t u1 = min(plan.block_rows, u0 + (end - u));
+    const int64_t plane = column / plan.strips;
+    strip_walk<T, SW, VEC> walk(geo, args, plan, reinterpret_cast<char *>(smem4), plane,
+                                column - plane * plan.strips, u0, u1);
+    walk.run();
+    bad |= walk.bad;
+    u += u1 - u0;
+  }
+  if (bad)
+    *args.nonfinite = args.call;
 }
 
-template <typename T, int TH, bool VEC> cudaError_t prepare_infer(int sms, int *resident) {
-  /* The persistent grid of the float kernel is the one the launches use: the integer kernels
-   * need less shared memory, so at least as many of their blocks fit. */
-  using cfg = infer_config<T, TH>;
-  return prepare_persistent(infer_kernel<T, TH, VEC>, cfg::threads, cfg::smem, sms, resident);
+template <typename T, int SW, bool VEC> cudaError_t prepare_infer(int sms, int *resident) {
+  using cfg = strip_config<T, SW>;
+  return prepare_persistent(infer_kernel<T, SW, VEC>, cfg::threads, cfg::smem, sms, resident);
 }
 
-template <typename T, int TH> cudaError_t prepare_infer_dtype(int sms, int *resident) {
-  cudaError_t err = prepare_infer<T, TH, true>(sms, resident);
+template <typename T, int SW> cudaError_t prepare_infer_dtype(int sms, int *resident) {
+  cudaError_t err = prepare_infer<T, SW, true>(sms, resident);
   if (err == cudaSuccess)
-    err = prepare_infer<T, TH, false>(sms, nullptr);
+    err = prepare_infer<T, SW, false>(sms, nullptr);
   return err;
 }
 
-template <int TH> cudaError_t prepare_infer_all(int sms, int *resident) {
-  cudaError_t err = prepare_infer_dtype<float, TH>(sms, resident);
+/* Sets up the kernels of one strip width. The float kernels' grid is the one every dtype uses:
+ * the integer kernels stage fewer bytes, so at least as many of their blocks fit. */
+template <int SW> cudaError_t prepare_infer_width(int sms, int shared_optin, int *resident) {
+  *resident = 0;
+  if ((size_t)shared_optin < strip_config<float, SW>::smem)
+    return cudaSuccess; /* this width does not fit the device: never picked */
+  cudaError_t err = prepare_infer_dtype<float, SW>(sms, resident);
   if (err == cudaSuccess)
-    err = prepare_infer_dtype<uint16_t, TH>(sms, nullptr);
+    err = prepare_infer_dtype<uint16_t, SW>(sms, nullptr);
   if (err == cudaSuccess)
-    err = prepare_infer_dtype<uint8_t, TH>(sms, nullptr);
+    err = prepare_infer_dtype<uint8_t, SW>(sms, nullptr);
   return err;
 }
 
-template <typename T, int TH>
+template <typename T, int SW>
 cudaError_t launch_infer(const ssim_cuda_geometry &geo, const ssim_cuda_forward_args &args,
                          int resident, cudaStream_t stream) {
-  using cfg = infer_config<T, TH>;
-  int64_t tiles_y, tiles_x;
-  ssim_cuda_forward_tiles(&geo, TH, &tiles_y, &tiles_x);
-  const int64_t blocks = min(args.planes * tiles_y * tiles_x, (int64_t)resident);
-  tile_grid grid;
-  if (!make_tile_grid(args.planes, tiles_y, tiles_x, blocks, &grid))
-    return cudaErrorInvalidValue;
-  /* Chunks of 4 pixels need 4-pixel-aligned rows and images. */
-  constexpr uintptr_t align = kChunk * sizeof(T);
-  const bool vec = geo.width % kChunk == 0 && reinterpret_cast<uintptr_t>(args.img1) % align == 0 &&
-                   reinterpret_cast<uintptr_t>(args.img2) % align == 0;
+  using cfg = strip_config<T, SW>;
+  strip_plan plan;
+  plan.strips = div_up(geo.map_w, SW);
+  plan.block_rows = div_up(geo.map_h, SSIM_BLOCK);
+  plan.units = args.planes * plan.strips * plan.block_rows;
+  plan.partial_pitch = 2 * div_up(geo.map_w, kTileW);
+  const int64_t blocks = min((int64_t)resident, plan.units);
+  /* 16-byte copies need rows of whole 16-byte chunks and aligned images. */
+  const bool vec = (geo.width * (int64_t)sizeof(T)) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(args.img1) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(args.img2) % 16 == 0;
   if (vec)
-    infer_kernel<T, TH, true>
-        <<<(unsigned)blocks, cfg::threads, cfg::smem, stream>>>(geo, args, grid);
+    infer_kernel<T, SW, true>
+        <<<(unsigned)blocks, cfg::threads, cfg::smem, stream>>>(geo, args, plan);
   else
-    infer_kernel<T, TH, false>
-        <<<(unsigned)blocks, cfg::threads, cfg::smem, stream>>>(geo, args, grid);
+    infer_kernel<T, SW, false>
+        <<<(unsigned)blocks, cfg::threads, cfg::smem, stream>>>(geo, args, plan);
   return cudaGetLastError();
 }
 
-template <int TH>
+template <int SW>
 cudaError_t launch_infer_dtype(const ssim_cuda_geometry &geo, const ssim_cuda_forward_args &args,
                                int resident, cudaStream_t stream) {
   switch (geo.dtype) {
   case SSIM_DTYPE_U8:
-    return launch_infer<uint8_t, TH>(geo, args, resident, stream);
+    return launch_infer<uint8_t, SW>(geo, args, resident, stream);
   case SSIM_DTYPE_U16:
-    return launch_infer<uint16_t, TH>(geo, args, resident, stream);
+    return launch_infer<uint16_t, SW>(geo, args, resident, stream);
   default:
-    return launch_infer<float, TH>(geo, args, resident, stream);
+    return launch_infer<float, SW>(geo, args, resident, stream);
   }
+}
+
+/* Vertical-pass lanes per map row of a strip width: its columns rounded up to whole warps. */
+constexpr int64_t strip_lanes(int sw) {
+  return (sw + 2 * SSIM_HALO + 31) / 32 * 32;
 }
 
 } // namespace
@@ -423,17 +530,45 @@ cudaError_t launch_infer_dtype(const ssim_cuda_geometry &geo, const ssim_cuda_fo
 
 using namespace ssim_cuda;
 
-size_t ssim_cuda_infer_smem(int tile_h) {
-  /* The float kernels need the most: their staged pixels are 4 bytes. */
-  return tile_h == 32 ? infer_config<float, 32>::smem : infer_config<float, 16>::smem;
+cudaError_t ssim_cuda_infer_init(int sms, int shared_optin, int resident[SSIM_CUDA_INFER_WIDTHS]) {
+  cudaError_t err = prepare_infer_width<64>(sms, shared_optin, &resident[0]);
+  if (err == cudaSuccess)
+    err = prepare_infer_width<128>(sms, shared_optin, &resident[1]);
+  if (err == cudaSuccess)
+    err = prepare_infer_width<192>(sms, shared_optin, &resident[2]);
+  return err;
 }
 
-cudaError_t ssim_cuda_infer_init(int tile_h, int sms, int *resident) {
-  return tile_h == 32 ? prepare_infer_all<32>(sms, resident) : prepare_infer_all<16>(sms, resident);
-}
-
-cudaError_t ssim_cuda_infer(const ssim_cuda_geometry *geo, int tile_h, int resident,
+cudaError_t ssim_cuda_infer(const ssim_cuda_geometry *geo,
+                            const int resident[SSIM_CUDA_INFER_WIDTHS],
                             const ssim_cuda_forward_args *args, cudaStream_t stream) {
-  return tile_h == 32 ? launch_infer_dtype<32>(*geo, *args, resident, stream)
-                      : launch_infer_dtype<16>(*geo, *args, resident, stream);
+  /* The strip width that spends the fewest vertical-pass lanes on a map row (the horizontal
+   * pass costs the same for any width); the widest on a tie. */
+  int best = -1;
+  int64_t best_cost = 0;
+  for (int i = 0; i < SSIM_CUDA_INFER_WIDTHS; i++) {
+    if (resident[i] <= 0)
+      continue;
+    const int64_t cost = div_up(geo->map_w, kStripWidths[i]) * strip_lanes(kStripWidths[i]);
+    if (best < 0 || cost <= best_cost) {
+      best = i;
+      best_cost = cost;
+    }
+  }
+  switch (best) {
+  case 0:
+    return launch_infer_dtype<64>(*geo, *args, resident[0], stream);
+  case 1:
+    return launch_infer_dtype<128>(*geo, *args, resident[1], stream);
+  case 2:
+    return launch_infer_dtype<192>(*geo, *args, resident[2], stream);
+  default:
+    return cudaErrorInvalidConfiguration;
+  }
+}
+
+void ssim_cuda_infer_partials(const ssim_cuda_geometry *geo, ssim_cuda_partials *layout) {
+  layout->pieces = 1;
+  layout->piece_rows = div_up(geo->map_h, SSIM_BLOCK);
+  layout->pitch = 2 * div_up(geo->map_w, kTileW);
 }

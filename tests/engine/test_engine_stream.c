@@ -1,0 +1,328 @@
+/*
+ * test_engine_stream.c: ssim_compute_async, the stream-ordered form of ssim_compute on device
+ * memory. On a CUDA device it must give bitwise the scores, channel scores, block means and map
+ * of ssim_compute on the same device buffers, write every output element, keep its calls in
+ * order across streams, and turn non-finite input into NaN scores that do not leak into the next
+ * call. Everywhere, a backend without device memory and a host-memory request are refused.
+ * Built only with the CUDA backend: it allocates device memory through the CUDA runtime.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* cmocka.h needs these first. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cuda_runtime_api.h>
+
+#include "harness.h"
+
+static void check_cuda(cudaError_t err, const char *what) {
+  if (err != cudaSuccess)
+    fail_msg("%s: %s", what, cudaGetErrorString(err));
+}
+
+static void *device_alloc(size_t bytes) {
+  void *p = NULL;
+  check_cuda(cudaMalloc(&p, bytes), "cudaMalloc");
+  /* All bits set: NaN as float and as double, so an unwritten element shows. */
+  check_cuda(cudaMemset(p, 0xff, bytes), "cudaMemset");
+  return p;
+}
+
+static void *device_copy(const void *host, size_t bytes) {
+  void *p = device_alloc(bytes);
+  check_cuda(cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+  return p;
+}
+
+static void *host_copy(const void *device, size_t bytes) {
+  void *p = th_alloc(bytes);
+  check_cuda(cudaMemcpy(p, device, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy");
+  return p;
+}
+
+static void check_call(ssim_engine_t *engine, int err, const char *call) {
+  if (err != 0)
+    fail_msg("%s: %s (%s)", call, ssim_err_name(err), ssim_engine_last_error(engine));
+}
+
+/* ---- Refusals, on every machine ---------------------------------------------------------- */
+
+static void test_refusals(void **state) {
+  (void)state;
+  float img[16 * 16];
+  for (size_t i = 0; i < 16 * 16; i++)
+    img[i] = (float)(i % 7) / 7.0f;
+  double score = 0.0;
+  struct ssim_inputs in = {
+      {1, 1, 16, 16}, SSIM_DTYPE_F32, SSIM_PADDING_SAME, SSIM_MEMORY_DEVICE, img, img};
+  struct ssim_outputs out = {&score, NULL, NULL, NULL, NULL, NULL};
+
+  ssim_engine_t *cpu = th_engine_open("cpu", 1);
+  assert_int_equal(ssim_compute_async(cpu, &in, &out, NULL), SSIM_EUNSUPPORTED);
+  assert_non_null(strstr(ssim_engine_last_error(cpu), "cpu"));
+  in.memory = SSIM_MEMORY_HOST;
+  assert_int_equal(ssim_compute_async(cpu, &in, &out, NULL), SSIM_EINVAL);
+  in.memory = SSIM_MEMORY_DEVICE;
+  out.scores = NULL;
+  assert_int_equal(ssim_compute_async(cpu, &in, &out, NULL), SSIM_ENULL);
+  assert_int_equal(ssim_compute_async(NULL, &in, &out, NULL), SSIM_ENULL);
+  out.scores = &score;
+  in.shape.width = 0;
+  assert_int_equal(ssim_compute_async(cpu, &in, &out, NULL), SSIM_ESHAPE);
+  th_engine_close(cpu);
+}
+
+/* ---- On a CUDA device -------------------------------------------------------------------- */
+
+struct stream_case {
+  size_t batch, channels, height, width;
+  ssim_dtype dtype;
+  ssim_padding padding;
+};
+
+/* One batch on the device, with ssim_compute's answers for it as the expected ones. */
+struct device_batch {
+  struct ssim_inputs in; /* device images */
+  size_t pairs, planes, map_px, blocks;
+  double *scores, *channels;   /* host, from ssim_compute */
+  float *block_means, *map;    /* host, from ssim_compute (the map through the device) */
+  void *host_img1, *host_img2; /* the images as drawn */
+};
+
+static void device_batch_make(struct device_batch *d, ssim_engine_t *engine,
+                              const struct stream_case *c, struct th_rng *rng) {
+  struct ssim_inputs host = {{c->batch, c->channels, c->height, c->width},
+                             c->dtype,
+                             c->padding,
+                             SSIM_MEMORY_HOST,
+                             NULL,
+                             NULL};
+  th_images_make(rng, &host, 0.1);
+  const size_t bytes = th_elements(&host.shape) * th_dtype_size(c->dtype);
+  d->host_img1 = th_alloc(bytes);
+  d->host_img2 = th_alloc(bytes);
+  memcpy(d->host_img1, host.img1, bytes);
+  memcpy(d->host_img2, host.img2, bytes);
+  d->in = host;
+  d->in.memory = SSIM_MEMORY_DEVICE;
+  d->in.img1 = device_copy(host.img1, bytes);
+  d->in.img2 = device_copy(host.img2, bytes);
+  th_images_free(&host);
+
+  size_t map_h, map_w;
+  assert_int_equal(ssim_map_size(c->height, c->width, c->padding, &map_h, &map_w), 0);
+  d->pairs = c->batch;
+  d->planes = c->batch * c->channels;
+  d->map_px = map_h * map_w;
+  d->blocks =
+      c->batch * ((map_h + SSIM_BLOCK - 1) / SSIM_BLOCK) * ((map_w + SSIM_BLOCK - 1) / SSIM_BLOCK);
+  d->scores = th_doubles_poisoned(d->pairs);
+  d->channels = th_doubles_poisoned(d->planes);
+  d->block_means = th_floats_poisoned(d->blocks);
+  float *dmap = device_alloc(d->planes * d->map_px * sizeof(float));
+  struct ssim_outputs out = {d->scores, d->channels, dmap, d->block_means, NULL, NULL};
+  check_call(engine, ssim_compute(engine, &d->in, &out), "ssim_compute");
+  d->map = host_copy(dmap, d->planes * d->map_px * sizeof(float));
+  check_cuda(cudaFree(dmap), "cudaFree");
+  th_check_written_d("ssim_compute scores", d->scores, d->pairs);
+  th_check_written_f("ssim_compute map", d->map, d->planes * d->map_px);
+}
+
+static void device_batch_free(struct device_batch *d) {
+  (void)cudaFree((void *)d->in.img1);
+  (void)cudaFree((void *)d->in.img2);
+  th_free(d->scores);
+  th_free(d->channels);
+  th_free(d->block_means);
+  th_free(d->map);
+  th_free(d->host_img1);
+  th_free(d->host_img2);
+}
+
+/* Device outputs of one asynchronous call, poisoned. */
+struct device_outputs {
+  struct ssim_outputs out;
+};
+
+static void device_outputs_make(struct device_outputs *o, const struct device_batch *d) {
+  memset(&o->out, 0, sizeof(o->out));
+  o->out.scores = device_alloc(d->pairs * sizeof(double));
+  o->out.channel_scores = device_alloc(d->planes * sizeof(double));
+  o->out.block_means = device_alloc(d->blocks * sizeof(float));
+  o->out.map = device_alloc(d->planes * d->map_px * sizeof(float));
+}
+
+static void device_outputs_free(struct device_outputs *o) {
+  (void)cudaFree(o->out.scores);
+  (void)cudaFree(o->out.channel_scores);
+  (void)cudaFree(o->out.block_means);
+  (void)cudaFree(o->out.map);
+}
+
+/* The asynchronous outputs equal ssim_compute's, bit for bit. */
+static void check_same(const struct device_outputs *o, const struct device_batch *d) {
+  double *scores = host_copy(o->out.scores, d->pairs * sizeof(double));
+  double *channels = host_copy(o->out.channel_scores, d->planes * sizeof(double));
+  float *blocks = host_copy(o->out.block_means, d->blocks * sizeof(float));
+  float *map = host_copy(o->out.map, d->planes * d->map_px * sizeof(float));
+  th_check_same_bits("scores", scores, d->scores, d->pairs * sizeof(double));
+  th_check_same_bits("channel scores", channels, d->channels, d->planes * sizeof(double));
+  th_check_same_bits("block means", blocks, d->block_means, d->blocks * sizeof(float));
+  th_check_same_bits("map", map, d->map, d->planes * d->map_px * sizeof(float));
+  th_free(scores);
+  th_free(channels);
+  th_free(blocks);
+  th_free(map);
+}
+
+static ssim_engine_t *open_cuda(const struct th_ctx *ctx) {
+  if (ctx->backend == NULL || strcmp(ctx->backend, "cuda") != 0)
+    th_skip("no CUDA backend with a usable device: ssim_compute_async has nothing to run on");
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0)
+    th_skip("the CUDA runtime sees no device");
+  return th_engine_open("cuda", 0);
+}
+
+/* The same answers as ssim_compute, every element written, on a stream of the caller's. */
+static void test_same_as_compute(void **state) {
+  const struct th_ctx *ctx = *state;
+  const struct stream_case *c = ctx->param;
+  ssim_engine_t *engine = open_cuda(ctx);
+  struct th_rng rng;
+  th_rng_init(&rng, ctx->case_name);
+  struct device_batch d;
+  device_batch_make(&d, engine, c, &rng);
+  struct device_outputs o;
+  device_outputs_make(&o, &d);
+  cudaStream_t stream;
+  check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  check_call(engine, ssim_compute_async(engine, &d.in, &o.out, stream), "ssim_compute_async");
+  check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  check_same(&o, &d);
+
+  /* The default stream (NULL) works as well. */
+  check_cuda(cudaMemset(o.out.scores, 0xff, d.pairs * sizeof(double)), "cudaMemset");
+  check_call(engine, ssim_compute_async(engine, &d.in, &o.out, NULL), "ssim_compute_async");
+  check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  check_same(&o, &d);
+
+  check_cuda(cudaStreamDestroy(stream), "cudaStreamDestroy");
+  device_outputs_free(&o);
+  device_batch_free(&d);
+  th_engine_close(engine);
+}
+
+/* Two batches queued on two streams without waiting in between: the engine orders its calls,
+ * which share its buffers, so each gets its own answers. */
+static void test_calls_in_order(void **state) {
+  const struct th_ctx *ctx = *state;
+  const struct stream_case *c = ctx->param;
+  ssim_engine_t *engine = open_cuda(ctx);
+  struct th_rng rng;
+  th_rng_init(&rng, ctx->case_name);
+  struct device_batch a, b;
+  device_batch_make(&a, engine, c, &rng);
+  device_batch_make(&b, engine, c, &rng);
+  struct device_outputs oa, ob;
+  device_outputs_make(&oa, &a);
+  device_outputs_make(&ob, &b);
+  cudaStream_t s1, s2;
+  check_cuda(cudaStreamCreateWithFlags(&s1, cudaStreamNonBlocking), "cudaStreamCreate");
+  check_cuda(cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking), "cudaStreamCreate");
+  for (int round = 0; round < 3; round++) {
+    check_call(engine, ssim_compute_async(engine, &a.in, &oa.out, s1), "ssim_compute_async");
+    check_call(engine, ssim_compute_async(engine, &b.in, &ob.out, s2), "ssim_compute_async");
+  }
+  check_cuda(cudaStreamSynchronize(s1), "cudaStreamSynchronize");
+  check_cuda(cudaStreamSynchronize(s2), "cudaStreamSynchronize");
+  check_same(&oa, &a);
+  check_same(&ob, &b);
+  check_cuda(cudaStreamDestroy(s1), "cudaStreamDestroy");
+  check_cuda(cudaStreamDestroy(s2), "cudaStreamDestroy");
+  device_outputs_free(&oa);
+  device_outputs_free(&ob);
+  device_batch_free(&a);
+  device_batch_free(&b);
+  th_engine_close(engine);
+}
+
+/* NaN in one float pixel: every score of the asynchronous call is NaN, ssim_compute fails with
+ * SSIM_ENONFINITE, and the next clean call is not affected. */
+static void test_nonfinite(void **state) {
+  const struct th_ctx *ctx = *state;
+  const struct stream_case *c = ctx->param;
+  ssim_engine_t *engine = open_cuda(ctx);
+  struct th_rng rng;
+  th_rng_init(&rng, ctx->case_name);
+  struct device_batch d;
+  device_batch_make(&d, engine, c, &rng);
+  struct device_outputs o;
+  device_outputs_make(&o, &d);
+  const size_t elements = th_elements(&d.in.shape);
+  float *bad = th_alloc(elements * sizeof(float));
+  memcpy(bad, d.host_img2, elements * sizeof(float));
+  bad[elements / 2] = NAN;
+  struct ssim_inputs bad_in = d.in;
+  bad_in.img2 = device_copy(bad, elements * sizeof(float));
+
+  check_call(engine, ssim_compute_async(engine, &bad_in, &o.out, NULL), "ssim_compute_async");
+  double *scores = host_copy(o.out.scores, d.pairs * sizeof(double));
+  for (size_t i = 0; i < d.pairs; i++)
+    if (!isnan(scores[i]))
+      fail_msg("score %zu of a call with NaN input is %.9g, not NaN", i, scores[i]);
+  th_free(scores);
+
+  double *host_scores = th_doubles_poisoned(d.pairs);
+  struct ssim_outputs host_out = {host_scores, NULL, NULL, NULL, NULL, NULL};
+  assert_int_equal(ssim_compute(engine, &bad_in, &host_out), SSIM_ENONFINITE);
+  th_free(host_scores);
+
+  check_call(engine, ssim_compute_async(engine, &d.in, &o.out, NULL), "ssim_compute_async");
+  check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  check_same(&o, &d);
+
+  (void)cudaFree((void *)bad_in.img2);
+  th_free(bad);
+  device_outputs_free(&o);
+  device_batch_free(&d);
+  th_engine_close(engine);
+}
+
+static const struct stream_case params[] = {
+    {1, 1, 1, 1, SSIM_DTYPE_F32, SSIM_PADDING_SAME},
+    {2, 3, 37, 53, SSIM_DTYPE_U8, SSIM_PADDING_VALID},
+    {3, 1, 130, 201, SSIM_DTYPE_U16, SSIM_PADDING_SAME},
+    {2, 3, 96, 256, SSIM_DTYPE_F32, SSIM_PADDING_SAME},
+    {1, 2, 517, 389, SSIM_DTYPE_F32, SSIM_PADDING_VALID},
+};
+#define PARAM_COUNT (sizeof(params) / sizeof(params[0]))
+static const struct stream_case float_case = {2, 3, 67, 140, SSIM_DTYPE_F32, SSIM_PADDING_SAME};
+
+int main(void) {
+  static char names[PARAM_COUNT + 2][96];
+  struct th_case gpu[PARAM_COUNT + 2];
+  for (size_t i = 0; i < PARAM_COUNT; i++) {
+    const struct stream_case *c = &params[i];
+    snprintf(names[i], sizeof(names[0]), "async as compute: %zux%zu c%zu b%zu %s %s", c->height,
+             c->width, c->channels, c->batch, th_dtype_name(c->dtype), th_padding_name(c->padding));
+    gpu[i] = (struct th_case){names[i], test_same_as_compute, c};
+  }
+  gpu[PARAM_COUNT] =
+      (struct th_case){"async calls in order across streams", test_calls_in_order, &params[3]};
+  gpu[PARAM_COUNT + 1] =
+      (struct th_case){"async NaN input gives NaN scores", test_nonfinite, &float_case};
+  const struct th_case once[] = {
+      {"async refusals: cpu backend, host memory, NULL", test_refusals, NULL},
+  };
+  int failed = th_run("engine stream", once, 1, TH_ONCE);
+  failed += th_run("engine stream on a GPU", gpu, PARAM_COUNT + 2, TH_GPU_BACKENDS);
+  return th_exit_status(failed, PARAM_COUNT + 3);
+}
