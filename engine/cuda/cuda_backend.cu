@@ -67,7 +67,8 @@ struct cuda_state {
   char name[256];
   slot slots[kSlots];
   cudaEvent_t start;
-  cudaEvent_t last;               /* the end of the previous call's work */
+  cudaEvent_t last;               /* the end of the last asynchronous call's work */
+  bool async_pending;             /* that work may still run */
   unsigned call_id;               /* the id of the last call (never 0) */
   buffer partials, results, flag; /* device */
   buffer results_host;            /* pinned: results, then the non-finite flag */
@@ -359,9 +360,12 @@ int run_call(cuda_state *st, const call &c, char *detail) {
     st->call_id = 1;
   }
   cudaStream_t main_stream = c.async ? c.stream : st->slots[0].stream;
-  /* The previous call's kernels may still run (an asynchronous call): this one reuses their
-   * buffers. */
-  CUDA_TRY("cudaStreamWaitEvent", cudaStreamWaitEvent(main_stream, st->last, 0));
+  /* An asynchronous call's kernels may still run: this one reuses their buffers. (A synchronous
+   * call ends with its work done, and waits here for the asynchronous work before it.) */
+  if (c.async || st->async_pending) {
+    CUDA_TRY("cudaStreamWaitEvent", cudaStreamWaitEvent(main_stream, st->last, 0));
+    st->async_pending = c.async;
+  }
   if (used_slots > 1) {
     CUDA_TRY("cudaEventRecord", cudaEventRecord(st->start, main_stream));
     CUDA_TRY("cudaStreamWaitEvent", cudaStreamWaitEvent(st->slots[1].stream, st->start, 0));
@@ -487,6 +491,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
                  c.out->channel_scores != nullptr ? c.out->channel_scores : d_channels,
                  c.out->block_means, flag, st->call_id, nullptr, main_stream));
     CUDA_TRY("cudaEventRecord", cudaEventRecord(st->last, main_stream));
+    st->async_pending = true;
     return 0;
   }
   if (forward_outputs) {
