@@ -549,7 +549,11 @@ cudaError_t ssim_cuda_infer(const ssim_cuda_geometry *geo,
   for (int i = 0; i < SSIM_CUDA_INFER_WIDTHS; i++) {
     if (resident[i] <= 0)
       continue;
-    const int64_t cost = div_up(geo->map_w, kStripWidths[i]) * strip_lanes(kStripWidths[i]);
+    int64_t cost = div_up(geo->map_w, kStripWidths[i]) * strip_lanes(kStripWidths[i]);
+#ifdef SSIM_CUDA_FORCE_STRIP_W
+    /* A build-time override for tuning: 64, 128 or 192, where it fits the device. */
+    cost = kStripWidths[i] == SSIM_CUDA_FORCE_STRIP_W ? 0 : cost + 1;
+#endif
     if (best < 0 || cost <= best_cost) {
       best = i;
       best_cost = cost;
