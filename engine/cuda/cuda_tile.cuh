@@ -49,18 +49,6 @@ __device__ __forceinline__ float fast_rcp(float x) {
   return r;
 }
 
-/* Pixel `idx` of an image of any dtype, as a [0, 1]-scaled float. */
-__device__ __forceinline__ float load_unit(const void *img, int dtype, int64_t idx) {
-  switch (dtype) {
-  case SSIM_DTYPE_U8:
-    return to_unit(__ldg(static_cast<const uint8_t *>(img) + idx));
-  case SSIM_DTYPE_U16:
-    return to_unit(__ldg(static_cast<const uint16_t *>(img) + idx));
-  default:
-    return __ldg(static_cast<const float *>(img) + idx);
-  }
-}
-
 __host__ __device__ constexpr int64_t div_up(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
@@ -88,61 +76,6 @@ __device__ __forceinline__ tile_pos tile_at(int64_t t, int64_t tiles, int64_t ti
   p.mx0 = in_plane % tiles_x * kTileW;
   return p;
 }
-
-/*
- * The tiles of a persistent grid's launch (planes x tiles_y x tiles_x, plane-major) and the
- * grid's size in the same mixed radix, computed on the host: a block steps from tile to tile by
- * adding it, with at most one carry per digit, instead of dividing per tile.
- */
-struct tile_grid {
-  int64_t total;
-  int64_t step, step_plane;
-  int32_t tiles_y, tiles_x, step_ty, step_tx;
-};
-
-/* The host's tile_grid of `planes` planes of tiles_y x tiles_x tiles for a grid of `blocks`;
- * false when a plane has more tile rows or columns than 32-bit counters hold. */
-inline bool make_tile_grid(int64_t planes, int64_t tiles_y, int64_t tiles_x, int64_t blocks,
-                           tile_grid *g) {
-  if (tiles_y > INT32_MAX || tiles_x > INT32_MAX)
-    return false;
-  const int64_t tiles = tiles_y * tiles_x;
-  g->total = planes * tiles;
-  g->step = blocks;
-  g->step_plane = blocks / tiles;
-  g->tiles_y = (int32_t)tiles_y;
-  g->tiles_x = (int32_t)tiles_x;
-  g->step_ty = (int32_t)(blocks % tiles / tiles_x);
-  g->step_tx = (int32_t)(blocks % tiles_x);
-  return true;
-}
-
-/* A block's current tile: t = blockIdx.x, + gridDim.x, ... */
-struct tile_walk {
-  int64_t t, plane;
-  int32_t ty, tx;
-
-  __device__ __forceinline__ explicit tile_walk(const tile_grid &g) : t(blockIdx.x) {
-    const int64_t tiles = (int64_t)g.tiles_y * g.tiles_x;
-    plane = t / tiles;
-    ty = (int32_t)(t % tiles / g.tiles_x);
-    tx = (int32_t)(t % g.tiles_x);
-  }
-  __device__ __forceinline__ void advance(const tile_grid &g) {
-    t += g.step;
-    plane += g.step_plane;
-    ty += g.step_ty;
-    tx += g.step_tx;
-    if (tx >= g.tiles_x) {
-      tx -= g.tiles_x;
-      ty++;
-    }
-    if (ty >= g.tiles_y) {
-      ty -= g.tiles_y;
-      plane++;
-    }
-  }
-};
 
 /* Raises a persistent kernel's shared memory limit to `smem` and, when `resident` is not NULL,
  * stores how many of its blocks the whole device holds at once: the size of its grid. */

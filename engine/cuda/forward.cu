@@ -1,14 +1,14 @@
 /*
- * forward.cu: the fused forward kernels (score, map, training) and the final reduction.
+ * forward.cu: the training forward kernel (scores, map and the derivative planes of the backward
+ * pass), the dispatch between it and the inference kernel of infer.cu, and the final reduction
+ * of both.
  *
  * A block computes tiles of the map, one after the other (a persistent grid): for each it stages
  * both images once with their halo, converting 8-bit, 16-bit or float input to float on the way,
  * blurs the five statistics (x, x^2, y, y^2, xy) separably in shared memory and registers, and
  * evaluates SSIM in registers, while the next tile's pixels are already on their way into
  * registers. What leaves the block is chosen per launch: the map, the two per-tile sums that give
- * the scores and block_means, and for training the derivative planes of the backward pass.
- * Nothing else is written, so inference reads each input about once and writes a few floats per
- * tile.
+ * the scores and block_means, and the derivative planes.
  */
 #include "cuda_tile.cuh"
 
