@@ -319,7 +319,9 @@ template <typename T, int SW, bool VEC> struct strip_walk {
       const bool col_in = (uint64_t)ix < (uint64_t)geo.width;
       int64_t iy = iy0 + threadIdx.x / units;
       int64_t off = iy * geo.width + ix;
-      for (int r = threadIdx.x / units; r < n; r += step) {
+      /* Threads past step x units would repeat rows the first ones copy. */
+      const int first_row = threadIdx.x < step * units ? (int)threadIdx.x / units : n;
+      for (int r = first_row; r < n; r += step) {
         const bool in = col_in && (uint64_t)iy < (uint64_t)geo.height;
         copy_async<16>(s_x + r * SP + c * cfg::chunk, img1 + (in ? off : 0), in);
         copy_async<16>(s_y + r * SP + c * cfg::chunk, img2 + (in ? off : 0), in);
