@@ -245,13 +245,19 @@ static int engine_cpu_fallback(struct ssim_engine *engine, void **state, char *d
   return 0;
 }
 
+/* Checks a request of ssim_compute or ssim_compute_async. */
+static int compute_check(const struct ssim_inputs *in, const struct ssim_outputs *out) {
+  int err = inputs_check(in);
+  if (err == 0 && (out == NULL || out->scores == NULL))
+    err = SSIM_ENULL;
+  return err;
+}
+
 int ssim_compute(ssim_engine_t *engine, const struct ssim_inputs *in,
                  const struct ssim_outputs *out) {
   if (engine == NULL)
     return SSIM_ENULL;
-  int err = inputs_check(in);
-  if (err == 0 && (out == NULL || out->scores == NULL))
-    err = SSIM_ENULL;
+  int err = compute_check(in, out);
   if (err != 0)
     return engine_report(engine, err, NULL);
   char detail[SSIM__DETAIL_MAX] = "";
@@ -263,9 +269,7 @@ int ssim_compute_async(ssim_engine_t *engine, const struct ssim_inputs *in,
                        const struct ssim_outputs *out, void *stream) {
   if (engine == NULL)
     return SSIM_ENULL;
-  int err = inputs_check(in);
-  if (err == 0 && (out == NULL || out->scores == NULL))
-    err = SSIM_ENULL;
+  int err = compute_check(in, out);
   if (err == 0 && in->memory != SSIM_MEMORY_DEVICE)
     err = SSIM_EINVAL;
   if (err != 0)

@@ -64,12 +64,8 @@ static struct ssim_inputs bench_inputs(int dtype, int padding, int memory, size_
   return in;
 }
 
-int ssim_bench_compute(ssim_engine_t *engine, int dtype, int padding, int memory, size_t batch,
-                       size_t channels, size_t height, size_t width, const void *img1,
-                       const void *img2, double *scores, double *channel_scores, float *map,
-                       float *block_means, float *grad_img1, float *grad_img2) {
-  const struct ssim_inputs in =
-      bench_inputs(dtype, padding, memory, batch, channels, height, width, img1, img2);
+static struct ssim_outputs bench_outputs(double *scores, double *channel_scores, float *map,
+                                         float *block_means, float *grad_img1, float *grad_img2) {
   struct ssim_outputs out;
   out.scores = scores;
   out.channel_scores = channel_scores;
@@ -77,6 +73,17 @@ int ssim_bench_compute(ssim_engine_t *engine, int dtype, int padding, int memory
   out.block_means = block_means;
   out.grad_img1 = grad_img1;
   out.grad_img2 = grad_img2;
+  return out;
+}
+
+int ssim_bench_compute(ssim_engine_t *engine, int dtype, int padding, int memory, size_t batch,
+                       size_t channels, size_t height, size_t width, const void *img1,
+                       const void *img2, double *scores, double *channel_scores, float *map,
+                       float *block_means, float *grad_img1, float *grad_img2) {
+  const struct ssim_inputs in =
+      bench_inputs(dtype, padding, memory, batch, channels, height, width, img1, img2);
+  const struct ssim_outputs out =
+      bench_outputs(scores, channel_scores, map, block_means, grad_img1, grad_img2);
   return ssim_compute(engine, &in, &out);
 }
 
@@ -87,13 +94,8 @@ int ssim_bench_compute_async(ssim_engine_t *engine, int dtype, int padding, size
                              float *block_means, float *grad_img1, float *grad_img2, void *stream) {
   const struct ssim_inputs in =
       bench_inputs(dtype, padding, SSIM_MEMORY_DEVICE, batch, channels, height, width, img1, img2);
-  struct ssim_outputs out;
-  out.scores = scores;
-  out.channel_scores = channel_scores;
-  out.map = map;
-  out.block_means = block_means;
-  out.grad_img1 = grad_img1;
-  out.grad_img2 = grad_img2;
+  const struct ssim_outputs out =
+      bench_outputs(scores, channel_scores, map, block_means, grad_img1, grad_img2);
   return ssim_compute_async(engine, &in, &out, stream);
 }
 

@@ -71,7 +71,7 @@ struct cuda_state {
   bool async_pending;             /* that work may still run */
   unsigned call_id;               /* the id of the last call (never 0) */
   buffer partials, results, flag; /* device */
-  buffer results_host;            /* pinned: results, then the non-finite flag */
+  buffer results_host;            /* pinned: a word of the non-finite flag, then the results */
 };
 
 int cuda_fail(char *detail, const char *what, cudaError_t err) {
@@ -479,7 +479,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   if (used_slots > 1)
     CUDA_TRY("cudaStreamWaitEvent", cudaStreamWaitEvent(main_stream, st->slots[1].done, 0));
   char *results_host = static_cast<char *>(st->results_host.ptr);
-  unsigned *d_found = static_cast<unsigned *>(st->results.ptr);
+  unsigned *d_flag_copy = static_cast<unsigned *>(st->results.ptr);
   double *d_scores = static_cast<double *>(st->results.ptr) + 1;
   double *d_channels = d_scores + batch;
   float *d_blocks = reinterpret_cast<float *>(d_channels + batch * geo.channels);
@@ -498,7 +498,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
     CUDA_TRY("finalize kernel",
              ssim_cuda_finalize(&geo, &layout, batch, static_cast<float *>(st->partials.ptr),
                                 d_scores, d_channels, want_blocks ? d_blocks : nullptr, flag,
-                                st->call_id, d_found, main_stream));
+                                st->call_id, d_flag_copy, main_stream));
     const size_t bytes = want_blocks ? result_bytes : sizeof(double) + score_bytes;
     CUDA_TRY("cudaMemcpyAsync", cudaMemcpyAsync(results_host, st->results.ptr, bytes,
                                                 cudaMemcpyDeviceToHost, main_stream));
@@ -511,8 +511,8 @@ int run_call(cuda_state *st, const call &c, char *detail) {
     CUDA_TRY("cudaEventSynchronize", cudaEventSynchronize(st->slots[k].done));
     slot_drain(c, z, st->slots[k], want_map);
   }
-  const unsigned found = *reinterpret_cast<const unsigned *>(results_host);
-  if (forward_outputs ? found != 0 : found == st->call_id) {
+  /* The flag's value, copied by finalize or directly. */
+  if (*reinterpret_cast<const unsigned *>(results_host) == st->call_id) {
     snprintf(detail, SSIM__DETAIL_MAX, "%s", ssim_strerror(SSIM_ENONFINITE));
     return SSIM_ENONFINITE;
   }
@@ -546,30 +546,28 @@ int run_call_safely(cuda_state *st, const call &c, char *detail) {
   return rc;
 }
 
-int cuda_compute(void *opaque, const struct ssim_inputs *in, const struct ssim_outputs *out,
-                 char *detail) {
+/* ssim_compute, waiting for its results (async false) or queued on `stream`. */
+int compute_call(void *opaque, const struct ssim_inputs *in, const struct ssim_outputs *out,
+                 bool async, cudaStream_t stream, char *detail) {
   call c;
   c.in = in;
   c.out = out;
   c.grad_map = nullptr;
   c.grad1 = out->grad_img1;
   c.grad2 = out->grad_img2;
-  c.async = false;
-  c.stream = nullptr;
+  c.async = async;
+  c.stream = stream;
   return run_call_safely(static_cast<cuda_state *>(opaque), c, detail);
+}
+
+int cuda_compute(void *opaque, const struct ssim_inputs *in, const struct ssim_outputs *out,
+                 char *detail) {
+  return compute_call(opaque, in, out, false, nullptr, detail);
 }
 
 int cuda_compute_async(void *opaque, const struct ssim_inputs *in, const struct ssim_outputs *out,
                        void *stream, char *detail) {
-  call c;
-  c.in = in;
-  c.out = out;
-  c.grad_map = nullptr;
-  c.grad1 = out->grad_img1;
-  c.grad2 = out->grad_img2;
-  c.async = true;
-  c.stream = static_cast<cudaStream_t>(stream);
-  return run_call_safely(static_cast<cuda_state *>(opaque), c, detail);
+  return compute_call(opaque, in, out, true, static_cast<cudaStream_t>(stream), detail);
 }
 
 int cuda_backward(void *opaque, const struct ssim_inputs *in, const float *grad_map,

@@ -281,15 +281,15 @@ __global__ void __launch_bounds__(kFinalizeThreads)
     finalize_kernel(const ssim_cuda_geometry geo, const ssim_cuda_partials layout,
                     const float *__restrict__ partials, double *__restrict__ scores,
                     double *__restrict__ channel_scores, float *__restrict__ block_means,
-                    const unsigned *nonfinite, unsigned call, unsigned *found) {
+                    const unsigned *nonfinite, unsigned call, unsigned *flag_copy) {
   __shared__ double s_red[kFinalizeThreads];
   const int64_t pair = blockIdx.x;
   /* A NaN or infinite input makes the call's scores NaN (the caller that waits for them reports
    * the error instead). */
   const bool bad = *nonfinite == call;
   const double poison = bad ? __longlong_as_double(0x7ff8000000000000LL) : 0.0;
-  if (found != nullptr && pair == 0 && threadIdx.x == 0)
-    *found = bad ? 1u : 0u;
+  if (flag_copy != nullptr && pair == 0 && threadIdx.x == 0)
+    *flag_copy = *nonfinite;
   const int64_t per_plane = layout.piece_rows * layout.pitch;
   const int64_t map_px = geo.map_h * geo.map_w;
   const float *pair_partials = partials + pair * geo.channels * per_plane;
@@ -417,11 +417,11 @@ cudaError_t ssim_cuda_forward(const ssim_cuda_geometry *geo, int tile_h,
 cudaError_t ssim_cuda_finalize(const ssim_cuda_geometry *geo, const ssim_cuda_partials *layout,
                                int64_t pairs, const float *partials, double *scores,
                                double *channel_scores, float *block_means,
-                               const unsigned *nonfinite, unsigned call, unsigned *found,
+                               const unsigned *nonfinite, unsigned call, unsigned *flag_copy,
                                cudaStream_t stream) {
   if (pairs > INT32_MAX)
     return cudaErrorInvalidConfiguration;
   finalize_kernel<<<(unsigned)pairs, kFinalizeThreads, 0, stream>>>(
-      *geo, *layout, partials, scores, channel_scores, block_means, nonfinite, call, found);
+      *geo, *layout, partials, scores, channel_scores, block_means, nonfinite, call, flag_copy);
   return cudaGetLastError();
 }

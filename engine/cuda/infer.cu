@@ -76,16 +76,14 @@ struct strip_plan {
   int64_t partial_pitch; /* sums per row of blocks: ceil(map_w / 64) x 2 */
 };
 
-/* Copies BYTES (4, 8 or 16) from global to shared memory without passing through registers
- * (cp.async, sm_80 and later; a plain copy before), or zero-fills them when `in` is false. */
-template <int BYTES>
-__device__ __forceinline__ void copy_async(void *dst, const void *src, bool in) {
+/* Copies 16 bytes from global to shared memory without passing through registers (cp.async,
+ * sm_80 and later; a plain copy before), or zero-fills them when `in` is false. */
+__device__ __forceinline__ void copy16_async(void *dst, const void *src, bool in) {
 #if __CUDA_ARCH__ >= 800
   const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  const int src_bytes = in ? BYTES : 0;
+  const int src_bytes = in ? 16 : 0;
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes)
                : "memory");
-  static_assert(BYTES == 16, "16-byte copies only");
 #else
   *static_cast<uint4 *>(dst) = in ? *static_cast<const uint4 *>(src) : uint4{};
 #endif
@@ -102,17 +100,6 @@ __device__ __forceinline__ void copy_async_wait_all() {
 #if __CUDA_ARCH__ >= 800
   asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 #endif
-}
-
-/* A staged pixel as a float in its dtype's own scale. */
-__device__ __forceinline__ float raw_float(float v) {
-  return v;
-}
-__device__ __forceinline__ float raw_float(uint16_t v) {
-  return (float)v;
-}
-__device__ __forceinline__ float raw_float(uint8_t v) {
-  return (float)v;
 }
 
 /*
@@ -142,7 +129,7 @@ template <typename T>
 __device__ __forceinline__ void statistics(T xv, T yv, float center, float (&st)[kStats],
                                            float &check) {
   constexpr float scale = unit_scale<T>();
-  const float xr = raw_float(xv), yr = raw_float(yv);
+  const float xr = static_cast<float>(xv), yr = static_cast<float>(yv);
   if constexpr (sizeof(T) == sizeof(float))
     check = fmaf(xr, 0.015625f, fmaf(yr, 0.015625f, check));
   /* Integer pixels are scaled to [0, 1] and centred in one FMA (see forward.cu on centring). */
@@ -323,8 +310,8 @@ template <typename T, int SW, bool VEC> struct strip_walk {
       const int first_row = threadIdx.x < step * units ? (int)threadIdx.x / units : n;
       for (int r = first_row; r < n; r += step) {
         const bool in = col_in && (uint64_t)iy < (uint64_t)geo.height;
-        copy_async<16>(s_x + r * SP + c * cfg::chunk, img1 + (in ? off : 0), in);
-        copy_async<16>(s_y + r * SP + c * cfg::chunk, img2 + (in ? off : 0), in);
+        copy16_async(s_x + r * SP + c * cfg::chunk, img1 + (in ? off : 0), in);
+        copy16_async(s_y + r * SP + c * cfg::chunk, img2 + (in ? off : 0), in);
         iy += step;
         off += step * geo.width;
       }

@@ -147,31 +147,28 @@ static void device_batch_free(struct device_batch *d) {
 }
 
 /* Device outputs of one asynchronous call, poisoned. */
-struct device_outputs {
-  struct ssim_outputs out;
-};
-
-static void device_outputs_make(struct device_outputs *o, const struct device_batch *d) {
-  memset(&o->out, 0, sizeof(o->out));
-  o->out.scores = device_alloc(d->pairs * sizeof(double));
-  o->out.channel_scores = device_alloc(d->planes * sizeof(double));
-  o->out.block_means = device_alloc(d->blocks * sizeof(float));
-  o->out.map = device_alloc(d->planes * d->map_px * sizeof(float));
+static struct ssim_outputs device_outputs_make(const struct device_batch *d) {
+  struct ssim_outputs out = {NULL, NULL, NULL, NULL, NULL, NULL};
+  out.scores = device_alloc(d->pairs * sizeof(double));
+  out.channel_scores = device_alloc(d->planes * sizeof(double));
+  out.block_means = device_alloc(d->blocks * sizeof(float));
+  out.map = device_alloc(d->planes * d->map_px * sizeof(float));
+  return out;
 }
 
-static void device_outputs_free(struct device_outputs *o) {
-  (void)cudaFree(o->out.scores);
-  (void)cudaFree(o->out.channel_scores);
-  (void)cudaFree(o->out.block_means);
-  (void)cudaFree(o->out.map);
+static void device_outputs_free(const struct ssim_outputs *out) {
+  (void)cudaFree(out->scores);
+  (void)cudaFree(out->channel_scores);
+  (void)cudaFree(out->block_means);
+  (void)cudaFree(out->map);
 }
 
 /* The asynchronous outputs equal ssim_compute's, bit for bit. */
-static void check_same(const struct device_outputs *o, const struct device_batch *d) {
-  double *scores = host_copy(o->out.scores, d->pairs * sizeof(double));
-  double *channels = host_copy(o->out.channel_scores, d->planes * sizeof(double));
-  float *blocks = host_copy(o->out.block_means, d->blocks * sizeof(float));
-  float *map = host_copy(o->out.map, d->planes * d->map_px * sizeof(float));
+static void check_same(const struct ssim_outputs *out, const struct device_batch *d) {
+  double *scores = host_copy(out->scores, d->pairs * sizeof(double));
+  double *channels = host_copy(out->channel_scores, d->planes * sizeof(double));
+  float *blocks = host_copy(out->block_means, d->blocks * sizeof(float));
+  float *map = host_copy(out->map, d->planes * d->map_px * sizeof(float));
   th_check_same_bits("scores", scores, d->scores, d->pairs * sizeof(double));
   th_check_same_bits("channel scores", channels, d->channels, d->planes * sizeof(double));
   th_check_same_bits("block means", blocks, d->block_means, d->blocks * sizeof(float));
@@ -182,12 +179,14 @@ static void check_same(const struct device_outputs *o, const struct device_batch
   th_free(map);
 }
 
-static ssim_engine_t *open_cuda(const struct th_ctx *ctx) {
+/* A CUDA engine for the case, and the case's random generator; skips where there is no device. */
+static ssim_engine_t *open_cuda(const struct th_ctx *ctx, struct th_rng *rng) {
   if (ctx->backend == NULL || strcmp(ctx->backend, "cuda") != 0)
     th_skip("no CUDA backend with a usable device: ssim_compute_async has nothing to run on");
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0)
     th_skip("the CUDA runtime sees no device");
+  th_rng_init(rng, ctx->case_name);
   return th_engine_open("cuda", 0);
 }
 
@@ -195,22 +194,20 @@ static ssim_engine_t *open_cuda(const struct th_ctx *ctx) {
 static void test_same_as_compute(void **state) {
   const struct th_ctx *ctx = *state;
   const struct stream_case *c = ctx->param;
-  ssim_engine_t *engine = open_cuda(ctx);
   struct th_rng rng;
-  th_rng_init(&rng, ctx->case_name);
+  ssim_engine_t *engine = open_cuda(ctx, &rng);
   struct device_batch d;
   device_batch_make(&d, engine, c, &rng);
-  struct device_outputs o;
-  device_outputs_make(&o, &d);
+  struct ssim_outputs o = device_outputs_make(&d);
   cudaStream_t stream;
   check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
-  check_call(engine, ssim_compute_async(engine, &d.in, &o.out, stream), "ssim_compute_async");
+  check_call(engine, ssim_compute_async(engine, &d.in, &o, stream), "ssim_compute_async");
   check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
   check_same(&o, &d);
 
   /* The default stream (NULL) works as well. */
-  check_cuda(cudaMemset(o.out.scores, 0xff, d.pairs * sizeof(double)), "cudaMemset");
-  check_call(engine, ssim_compute_async(engine, &d.in, &o.out, NULL), "ssim_compute_async");
+  check_cuda(cudaMemset(o.scores, 0xff, d.pairs * sizeof(double)), "cudaMemset");
+  check_call(engine, ssim_compute_async(engine, &d.in, &o, NULL), "ssim_compute_async");
   check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
   check_same(&o, &d);
 
@@ -225,21 +222,18 @@ static void test_same_as_compute(void **state) {
 static void test_calls_in_order(void **state) {
   const struct th_ctx *ctx = *state;
   const struct stream_case *c = ctx->param;
-  ssim_engine_t *engine = open_cuda(ctx);
   struct th_rng rng;
-  th_rng_init(&rng, ctx->case_name);
+  ssim_engine_t *engine = open_cuda(ctx, &rng);
   struct device_batch a, b;
   device_batch_make(&a, engine, c, &rng);
   device_batch_make(&b, engine, c, &rng);
-  struct device_outputs oa, ob;
-  device_outputs_make(&oa, &a);
-  device_outputs_make(&ob, &b);
+  struct ssim_outputs oa = device_outputs_make(&a), ob = device_outputs_make(&b);
   cudaStream_t s1, s2;
   check_cuda(cudaStreamCreateWithFlags(&s1, cudaStreamNonBlocking), "cudaStreamCreate");
   check_cuda(cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking), "cudaStreamCreate");
   for (int round = 0; round < 3; round++) {
-    check_call(engine, ssim_compute_async(engine, &a.in, &oa.out, s1), "ssim_compute_async");
-    check_call(engine, ssim_compute_async(engine, &b.in, &ob.out, s2), "ssim_compute_async");
+    check_call(engine, ssim_compute_async(engine, &a.in, &oa, s1), "ssim_compute_async");
+    check_call(engine, ssim_compute_async(engine, &b.in, &ob, s2), "ssim_compute_async");
   }
   check_cuda(cudaStreamSynchronize(s1), "cudaStreamSynchronize");
   check_cuda(cudaStreamSynchronize(s2), "cudaStreamSynchronize");
@@ -259,13 +253,11 @@ static void test_calls_in_order(void **state) {
 static void test_nonfinite(void **state) {
   const struct th_ctx *ctx = *state;
   const struct stream_case *c = ctx->param;
-  ssim_engine_t *engine = open_cuda(ctx);
   struct th_rng rng;
-  th_rng_init(&rng, ctx->case_name);
+  ssim_engine_t *engine = open_cuda(ctx, &rng);
   struct device_batch d;
   device_batch_make(&d, engine, c, &rng);
-  struct device_outputs o;
-  device_outputs_make(&o, &d);
+  struct ssim_outputs o = device_outputs_make(&d);
   const size_t elements = th_elements(&d.in.shape);
   float *bad = th_alloc(elements * sizeof(float));
   memcpy(bad, d.host_img2, elements * sizeof(float));
@@ -273,8 +265,8 @@ static void test_nonfinite(void **state) {
   struct ssim_inputs bad_in = d.in;
   bad_in.img2 = device_copy(bad, elements * sizeof(float));
 
-  check_call(engine, ssim_compute_async(engine, &bad_in, &o.out, NULL), "ssim_compute_async");
-  double *scores = host_copy(o.out.scores, d.pairs * sizeof(double));
+  check_call(engine, ssim_compute_async(engine, &bad_in, &o, NULL), "ssim_compute_async");
+  double *scores = host_copy(o.scores, d.pairs * sizeof(double));
   for (size_t i = 0; i < d.pairs; i++)
     if (!isnan(scores[i]))
       fail_msg("score %zu of a call with NaN input is %.9g, not NaN", i, scores[i]);
@@ -285,7 +277,7 @@ static void test_nonfinite(void **state) {
   assert_int_equal(ssim_compute(engine, &bad_in, &host_out), SSIM_ENONFINITE);
   th_free(host_scores);
 
-  check_call(engine, ssim_compute_async(engine, &d.in, &o.out, NULL), "ssim_compute_async");
+  check_call(engine, ssim_compute_async(engine, &d.in, &o, NULL), "ssim_compute_async");
   check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
   check_same(&o, &d);
 
@@ -307,7 +299,7 @@ static const struct stream_case params[] = {
 static const struct stream_case float_case = {2, 3, 67, 140, SSIM_DTYPE_F32, SSIM_PADDING_SAME};
 
 int main(void) {
-  static char names[PARAM_COUNT + 2][96];
+  static char names[PARAM_COUNT][96];
   struct th_case gpu[PARAM_COUNT + 2];
   for (size_t i = 0; i < PARAM_COUNT; i++) {
     const struct stream_case *c = &params[i];
