@@ -82,13 +82,21 @@ struct ssim_cuda_partials {
 void ssim_cuda_forward_partials(const struct ssim_cuda_geometry *geo, int tile_h, bool training,
                                 struct ssim_cuda_partials *layout);
 
-/* Strip widths of the inference kernel (infer.cu). */
+/* Strip widths of the inference kernels (infer.cu, infer_tma.cu). */
 #define SSIM_CUDA_INFER_WIDTHS 3
 
+/* The TMA inference kernels of sm_90 and later (infer_tma.cu): their grid sizes per strip width
+ * (0 where not available) and the driver's tensor-map encoder (NULL where they are not used). */
+struct ssim_cuda_tma {
+  int resident[SSIM_CUDA_INFER_WIDTHS];
+  void *encode;
+};
+
 /* Persistent grid sizes: one per inference strip width (0 where it does not fit the device),
- * and the training kernel's. */
+ * those of the TMA inference kernels, and the training kernel's. */
 struct ssim_cuda_resident {
   int infer[SSIM_CUDA_INFER_WIDTHS];
+  struct ssim_cuda_tma tma;
   int train;
 };
 
@@ -107,13 +115,21 @@ cudaError_t ssim_cuda_forward(const struct ssim_cuda_geometry *geo, int tile_h,
                               const struct ssim_cuda_resident *resident,
                               const struct ssim_cuda_forward_args *args, cudaStream_t stream);
 
-/* The inference kernel (infer.cu): its setup (by ssim_cuda_forward_init), its launch and its
- * layout of partial sums. */
+/* The inference kernels: their setup (by ssim_cuda_forward_init), the launch of the TMA kernel
+ * where it applies and of infer.cu's strip kernel elsewhere, and their layout of partial sums
+ * (the same for both). */
 cudaError_t ssim_cuda_infer_init(int multiprocessors, int shared_per_block_optin,
-                                 int resident[SSIM_CUDA_INFER_WIDTHS]);
+                                 struct ssim_cuda_resident *resident);
 cudaError_t ssim_cuda_infer(const struct ssim_cuda_geometry *geo,
-                            const int resident[SSIM_CUDA_INFER_WIDTHS],
+                            const struct ssim_cuda_resident *resident,
                             const struct ssim_cuda_forward_args *args, cudaStream_t stream);
+/* infer_tma.cu: *launched says whether the TMA kernel took the call (else nothing was queued). */
+cudaError_t ssim_cuda_infer_tma_init(int multiprocessors, int shared_per_block_optin,
+                                     struct ssim_cuda_tma *tma);
+cudaError_t ssim_cuda_infer_tma(const struct ssim_cuda_geometry *geo,
+                                const struct ssim_cuda_tma *tma,
+                                const struct ssim_cuda_forward_args *args, cudaStream_t stream,
+                                bool *launched);
 void ssim_cuda_infer_partials(const struct ssim_cuda_geometry *geo,
                               struct ssim_cuda_partials *layout);
 

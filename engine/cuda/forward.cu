@@ -398,7 +398,7 @@ void ssim_cuda_forward_partials(const ssim_cuda_geometry *geo, int tile_h, bool 
 
 cudaError_t ssim_cuda_forward_init(int tile_h, int sms, int shared_optin,
                                    ssim_cuda_resident *resident) {
-  cudaError_t err = ssim_cuda_infer_init(sms, shared_optin, resident->infer);
+  cudaError_t err = ssim_cuda_infer_init(sms, shared_optin, resident);
   if (err == cudaSuccess)
     err = tile_h == 32 ? prepare_forward_all<32>(sms, &resident->train)
                        : prepare_forward_all<16>(sms, &resident->train);
@@ -409,7 +409,7 @@ cudaError_t ssim_cuda_forward(const ssim_cuda_geometry *geo, int tile_h,
                               const ssim_cuda_resident *resident,
                               const ssim_cuda_forward_args *args, cudaStream_t stream) {
   if (args->deriv == nullptr)
-    return ssim_cuda_infer(geo, resident->infer, args, stream);
+    return ssim_cuda_infer(geo, resident, args, stream);
   return tile_h == 32 ? launch_forward_dtype<32>(*geo, *args, resident->train, stream)
                       : launch_forward_dtype<16>(*geo, *args, resident->train, stream);
 }

@@ -1,13 +1,6 @@
 /*
  * infer.cu: the forward kernel of inference: scores, block means and, when asked, the map.
  *
- * Inference needs four blurred statistics, not five: S depends on the two variances only through
- * their sum (B = s11 + s22 + C2), so x^2 and y^2 are blurred together as x^2 + y^2. With the
- * statistics G*x, G*y, G*(x^2 + y^2) and G*(xy), a pixel costs 2 x 4 x 11 = 88 FMAs of blur
- * where training's five statistics cost 110. (Clamping the summed variance at 0 instead of each
- * variance differs only where a variance is negative by rounding, by far less than float32
- * resolves in the statistics themselves.)
- *
  * The map is cut into vertical strips SW map columns wide. A block walks down a strip: each of
  * its first SW + 10 threads owns one image column and keeps, in registers, the vertical blur of
  * the four statistics for the 11 output rows whose windows cover the current input row (a sliding
@@ -28,15 +21,12 @@
  * per 32 x 32 block in a fixed order (8 groups along each row, then a fixed tree over the 32
  * rows), so a block's sum does not depend on how the work was cut, on the launch, or on timing.
  */
-#include "cuda_tile.cuh"
+#include "infer_common.cuh"
 
 namespace ssim_cuda {
 namespace {
 
-constexpr int kStats = 4;              /* G*x, G*y, G*(x^2 + y^2), G*(xy) */
-constexpr int kBatch = SSIM_WINDOW;    /* output rows per batch: one turn of the sliding window */
-constexpr int kWarm = SSIM_WINDOW - 1; /* input rows before the first output row completes */
-constexpr int kRowLanes = 6;           /* threads per column group: rows k and k + 6 of a batch */
+constexpr int kRowLanes = 6; /* threads per column group: rows k and k + 6 of a batch */
 constexpr int kStageRows = kWarm + kBatch; /* a walk stages its first two steps at once */
 
 /* Strip widths, narrowest first; the host picks one per call. */
@@ -68,14 +58,6 @@ template <typename T, int SW> struct strip_config {
   static_assert(2 * stage_elems * sizeof(T) % 16 == 0, "the statistics stay 16-byte aligned");
 };
 
-/* How the units of a launch are walked, computed on the host. */
-struct strip_plan {
-  int64_t units;         /* planes x strips x block_rows, in that order */
-  int64_t strips;        /* strips per plane */
-  int64_t block_rows;    /* ceil(map_h / 32): units per strip */
-  int64_t partial_pitch; /* sums per row of blocks: ceil(map_w / 64) x 2 */
-};
-
 /* Copies 16 bytes from global to shared memory without passing through registers (cp.async,
  * sm_80 and later; a plain copy before), or zero-fills them when `in` is false. */
 __device__ __forceinline__ void copy16_async(void *dst, const void *src, bool in) {
@@ -102,27 +84,6 @@ __device__ __forceinline__ void copy_async_wait_all() {
 #endif
 }
 
-/*
- * Adds one input row's statistics to the sliding window. Output rows j = i - 10 .. i use input
- * row i with tap i - j, and output j lives in accumulator j mod 11: with the row's phase
- * P = i mod 11, accumulator q takes tap (P - q) mod 11, and tap 0 starts a new output (a multiply
- * instead of an add). While the window fills (WARM: the first 10 rows of a walk, i = P), only
- * accumulators q <= P hold outputs of the walk.
- */
-template <int P, bool WARM>
-__device__ __forceinline__ void slide(float (&acc)[kBatch][kStats], const float (&st)[kStats]) {
-  constexpr float w[SSIM_WINDOW] = SSIM__GAUSS_TAPS;
-#pragma unroll
-  for (int q = 0; q < kBatch; q++) {
-    if (WARM && q > P)
-      continue;
-    const int tap = (P - q + kBatch) % kBatch;
-#pragma unroll
-    for (int s = 0; s < kStats; s++)
-      acc[q][s] = tap == 0 ? w[0] * st[s] : fmaf(w[tap], st[s], acc[q][s]);
-  }
-}
-
 /* The four statistics of a staged pixel pair, centred; `check` accumulates v / 64 of float input
  * (NaN or infinite exactly when some v is, and free of overflow over the rows of one batch). */
 template <typename T>
@@ -145,9 +106,10 @@ template <typename T, int SP, int P = 0>
 __device__ __forceinline__ void warm_up(float (&acc)[kBatch][kStats], const T *__restrict__ sx,
                                         const T *__restrict__ sy, float center, float &check) {
   if constexpr (P < kWarm) {
+    constexpr float no_bias[kStats] = {};
     float st[kStats];
     statistics<T>(sx[P * SP], sy[P * SP], center, st, check);
-    slide<P, true>(acc, st);
+    slide<P, true>(acc, st, no_bias);
     warm_up<T, SP, P + 1>(acc, sx, sy, center, check);
   }
 }
@@ -160,9 +122,10 @@ __device__ __forceinline__ void
 vertical_batch(float (&acc)[kBatch][kStats], const T *__restrict__ sx, const T *__restrict__ sy,
                float center, float &check, float *__restrict__ out) {
   if constexpr (K < kBatch) {
+    constexpr float no_bias[kStats] = {};
     float st[kStats];
     statistics<T>(sx[K * SP], sy[K * SP], center, st, check);
-    slide<(K + kWarm) % kBatch, false>(acc, st);
+    slide<(K + kWarm) % kBatch, false>(acc, st, no_bias);
 #pragma unroll
     for (int s = 0; s < kStats; s++)
       out[(s * kBatch + K) * PITCH] = acc[K][s];
@@ -477,11 +440,7 @@ template <typename T, int SW>
 cudaError_t launch_infer(const ssim_cuda_geometry &geo, const ssim_cuda_forward_args &args,
                          int resident, cudaStream_t stream) {
   using cfg = strip_config<T, SW>;
-  strip_plan plan;
-  plan.strips = div_up(geo.map_w, SW);
-  plan.block_rows = div_up(geo.map_h, SSIM_BLOCK);
-  plan.units = args.planes * plan.strips * plan.block_rows;
-  plan.partial_pitch = 2 * div_up(geo.map_w, kTileW);
+  const strip_plan plan = make_strip_plan(geo, args.planes, SW);
   const int64_t blocks = min((int64_t)resident, plan.units);
   /* 16-byte copies need rows of whole 16-byte chunks and aligned images. */
   const bool vec = (geo.width * (int64_t)sizeof(T)) % 16 == 0 &&
@@ -519,24 +478,33 @@ constexpr int64_t strip_lanes(int sw) {
 
 using namespace ssim_cuda;
 
-cudaError_t ssim_cuda_infer_init(int sms, int shared_optin, int resident[SSIM_CUDA_INFER_WIDTHS]) {
-  cudaError_t err = prepare_infer_width<64>(sms, shared_optin, &resident[0]);
+cudaError_t ssim_cuda_infer_init(int sms, int shared_optin, ssim_cuda_resident *resident) {
+  int *grid = resident->infer;
+  cudaError_t err = prepare_infer_width<64>(sms, shared_optin, &grid[0]);
   if (err == cudaSuccess)
-    err = prepare_infer_width<128>(sms, shared_optin, &resident[1]);
+    err = prepare_infer_width<128>(sms, shared_optin, &grid[1]);
   if (err == cudaSuccess)
-    err = prepare_infer_width<192>(sms, shared_optin, &resident[2]);
+    err = prepare_infer_width<192>(sms, shared_optin, &grid[2]);
+  if (err == cudaSuccess)
+    err = ssim_cuda_infer_tma_init(sms, shared_optin, &resident->tma);
   return err;
 }
 
-cudaError_t ssim_cuda_infer(const ssim_cuda_geometry *geo,
-                            const int resident[SSIM_CUDA_INFER_WIDTHS],
+cudaError_t ssim_cuda_infer(const ssim_cuda_geometry *geo, const ssim_cuda_resident *resident,
                             const ssim_cuda_forward_args *args, cudaStream_t stream) {
+#ifndef SSIM_CUDA_NO_TMA /* a build-time switch for comparing the two kernels */
+  bool launched = false;
+  const cudaError_t err = ssim_cuda_infer_tma(geo, &resident->tma, args, stream, &launched);
+  if (err != cudaSuccess || launched)
+    return err;
+#endif
+  const int *grid = resident->infer;
   /* The strip width that spends the fewest vertical-pass lanes on a map row (the horizontal
    * pass costs the same for any width); the widest on a tie. */
   int best = -1;
   int64_t best_cost = 0;
   for (int i = 0; i < SSIM_CUDA_INFER_WIDTHS; i++) {
-    if (resident[i] <= 0)
+    if (grid[i] <= 0)
       continue;
     int64_t cost = div_up(geo->map_w, kStripWidths[i]) * strip_lanes(kStripWidths[i]);
 #ifdef SSIM_CUDA_FORCE_STRIP_W
@@ -550,11 +518,11 @@ cudaError_t ssim_cuda_infer(const ssim_cuda_geometry *geo,
   }
   switch (best) {
   case 0:
-    return launch_infer_dtype<64>(*geo, *args, resident[0], stream);
+    return launch_infer_dtype<64>(*geo, *args, grid[0], stream);
   case 1:
-    return launch_infer_dtype<128>(*geo, *args, resident[1], stream);
+    return launch_infer_dtype<128>(*geo, *args, grid[1], stream);
   case 2:
-    return launch_infer_dtype<192>(*geo, *args, resident[2], stream);
+    return launch_infer_dtype<192>(*geo, *args, grid[2], stream);
   default:
     return cudaErrorInvalidConfiguration;
   }

@@ -1,0 +1,641 @@
+/*
+ * infer_tma.cu: the inference kernel of sm_90 and later (scores, block means and, when asked,
+ * the map), where the Tensor Memory Accelerator (TMA) copies pixels into shared memory.
+ *
+ * Like the strip kernel of infer.cu, a block walks down a vertical strip of the map, SW columns
+ * wide, over equal runs of 32-row units (strip_plan), but the two blurs run the other way round:
+ *   1. The TMA copies 11 input rows of both images (SW + 10 columns and a little more) into
+ *      shared memory: one instruction of one thread per image, zeros outside the image, no
+ *      address arithmetic in the other threads. The copies of the step after the next are
+ *      issued as soon as a step's rows are read (two buffers).
+ *   2. Horizontal pass: each work item is kItemW adjacent outputs of one row. It converts its
+ *      kItemW + 10 input pixel pairs to the four statistics in registers and blurs them, and
+ *      writes the blurred statistics to shared memory (two buffers).
+ *   3. Vertical pass: thread t owns map column t of the strip and keeps, in registers, the
+ *      vertical blur of the four statistics for the 11 output rows whose windows cover the
+ *      current row (the sliding window of infer_common.cuh). Each row completes one output,
+ *      whose SSIM is evaluated right there and added to the column's sum.
+ * One barrier per step of 11 rows. The vertical pass has no halo columns (every thread's column
+ * is an output column) and nothing but the sums leaves the registers, so fewer instructions
+ * are issued per pixel than in infer.cu.
+ *
+ * Sums: each thread adds its column's outputs of a unit's rows in order, then the 32 columns of
+ * a warp (one 32 x 32 block) are added in a fixed butterfly; a block's sum does not depend on how
+ * the work was cut. The kernel sums S / 4 (see ssim_quarter) and scales the block sums by 4,
+ * which is exact.
+ *
+ * Used where the device is sm_90 or later, its code for this kernel is there, and the images'
+ * rows are whole 16-byte chunks in 16-byte aligned memory: the TMA reads from 16-byte aligned
+ * addresses only (the box of a strip starts at the 16-byte boundary left of its first input
+ * column). infer.cu's kernel runs everywhere else.
+ */
+#include "infer_common.cuh"
+
+#if CUDART_VERSION >= 12050
+#include <cuda.h>
+#include <cudaTypedefs.h>
+#define SSIM_CUDA_HAVE_TMA 1
+#endif
+
+#ifdef SSIM_CUDA_HAVE_TMA
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+/* Before sm_90 the kernels are empty (never launched there), which leaves their layouts'
+ * constants unused. */
+#pragma nv_diag_suppress declared_but_not_referenced
+#endif
+
+namespace ssim_cuda {
+namespace {
+
+constexpr int kTmaWidths[SSIM_CUDA_INFER_WIDTHS] = {64, 128, 192};
+
+/* Outputs per horizontal work item: its item_w + 10 input pixels are converted once for item_w
+ * outputs. 6 where that divides the strip (192 columns: 32 items a row, so a step's 11 rows are
+ * whole warps of items), else 4. Overridable at build time for tuning. */
+template <int SW> constexpr int item_width() {
+#ifdef SSIM_CUDA_FORCE_ITEM_W
+  return SSIM_CUDA_FORCE_ITEM_W;
+#else
+  return SW % 6 == 0 ? 6 : 4;
+#endif
+}
+
+/* The layout of one kernel: T the pixels' type, SW the strip width, E0 where an item's first
+ * input pixel lies past a 4-pixel boundary (see `lead` below). */
+template <typename T, int SW, int E0> struct tma_config {
+  static constexpr int threads = SW; /* one map column per thread in the vertical pass */
+  static constexpr int item_w = item_width<SW>();
+  static constexpr int vec = item_w % 4 == 0 ? 4 : 2; /* pixels per load and store of an item */
+  static constexpr int items_per_row = SW / item_w;
+  static constexpr int items = kBatch * items_per_row;
+  static constexpr int cols = item_w + 2 * SSIM_HALO; /* input columns of an item */
+  /* A box starts `lead` pixels left of the strip's first input column, where the TMA may start
+   * (a 16-byte boundary): lead < chunk. An item's loads start at column (lead & ~3) + skip and
+   * its first input pixel is pixel `offset` of them, with E0 = lead & 3, which is 0 or 3 (valid
+   * and same padding). */
+  static constexpr int chunk = 16 / (int)sizeof(T);
+  static constexpr int skip = E0 / vec * vec;
+  static constexpr int offset = E0 % vec;
+  static constexpr int vecs = (offset + cols + vec - 1) / vec;
+  /* Pixels per row of a box: up to the end of the last item's loads at the largest lead, in
+   * whole 16-byte chunks. */
+  static constexpr int box_w =
+      (chunk - 4 + skip + SW - item_w + vec * vecs + chunk - 1) / chunk * chunk;
+  static constexpr unsigned box_bytes = box_w * kBatch * sizeof(T);
+  static constexpr int stage_bytes = (box_bytes + 127) / 128 * 128; /* 128-byte aligned boxes */
+  static constexpr int h_floats = kStats * kBatch * SW;             /* one buffer of blurred rows */
+  /* Two buffers of two images' boxes, two of blurred rows, two barriers, alignment slack. */
+  static constexpr size_t smem =
+      4 * (size_t)stage_bytes + 2 * (size_t)h_floats * sizeof(float) + 2 * sizeof(uint64_t) + 128;
+  /* Twelve warps per multiprocessor, which leaves registers for both passes' accumulators. */
+  static constexpr int min_blocks = 12 * 32 / SW;
+  static_assert(SW % 32 == 0 && SW % item_w == 0 && item_w % vec == 0, "whole warps and items");
+  static_assert(box_w <= 256, "a TMA box row holds at most 256 pixels");
+};
+
+/*
+ * SSIM / 4 of one pixel from its blurred centred statistics (m1, m2, sq = G*(x^2 + y^2) + C2,
+ * xy = G*(xy) + C2 / 2), with fused-ssim's clamps: S = Cn D / (A B) with Cn / 2 and D / 2 in
+ * one FMA each.
+ */
+__device__ __forceinline__ float ssim_quarter(const float (&a)[kStats], float center) {
+  const float m1 = a[0], m2 = a[1];
+  const float mu1 = m1 + center, mu2 = m2 + center;
+  const float A = fmaf(mu1, mu1, fmaf(mu2, mu2, SSIM__C1));
+  const float half_cn = fmaf(mu1, mu2, 0.5f * SSIM__C1);
+  /* s11 + s22 + C2 with the summed variance clamped at 0. */
+  const float B = fmaxf(fmaf(-m2, m2, fmaf(-m1, m1, a[2])), SSIM__C2);
+  const float half_d = fmaf(-m1, m2, a[3]);
+  /* A >= C1 and B >= C2: A * B is a normal float, so the one-instruction reciprocal is safe. */
+  return fmaxf(-0.25f, fminf(0.25f, half_cn * half_d * fast_rcp(A * B)));
+}
+
+/* `check` turns NaN when a blurred mean is not: exactly when a pixel of its window is NaN or
+ * infinite (a weighted mean of finite values stays finite). */
+__device__ __forceinline__ void check_means(const float (&a)[kStats], float &check) {
+  check = fmaf(a[0], 0.0f, fmaf(a[1], 0.0f, check));
+}
+
+/* N = 2 or 4 pixels from shared memory as floats (one 2- to 16-byte load). */
+template <int N> __device__ __forceinline__ void load_pixels(const float *p, float (&v)[N]) {
+  if constexpr (N == 4) {
+    const float4 f = *reinterpret_cast<const float4 *>(p);
+    v[0] = f.x, v[1] = f.y, v[2] = f.z, v[3] = f.w;
+  } else {
+    const float2 f = *reinterpret_cast<const float2 *>(p);
+    v[0] = f.x, v[1] = f.y;
+  }
+}
+template <int N> __device__ __forceinline__ void load_pixels(const uint16_t *p, float (&v)[N]) {
+  if constexpr (N == 4) {
+    const ushort4 u = *reinterpret_cast<const ushort4 *>(p);
+    v[0] = u.x, v[1] = u.y, v[2] = u.z, v[3] = u.w;
+  } else {
+    const ushort2 u = *reinterpret_cast<const ushort2 *>(p);
+    v[0] = u.x, v[1] = u.y;
+  }
+}
+template <int N> __device__ __forceinline__ void load_pixels(const uint8_t *p, float (&v)[N]) {
+  if constexpr (N == 4) {
+    const uchar4 u = *reinterpret_cast<const uchar4 *>(p);
+    v[0] = u.x, v[1] = u.y, v[2] = u.z, v[3] = u.w;
+  } else {
+    const uchar2 u = *reinterpret_cast<const uchar2 *>(p);
+    v[0] = u.x, v[1] = u.y;
+  }
+}
+
+/* N = 2 or 4 floats to shared memory in one store. */
+template <int N> __device__ __forceinline__ void store_floats(float *p, const float *v) {
+  if constexpr (N == 4)
+    *reinterpret_cast<float4 *>(p) = make_float4(v[0], v[1], v[2], v[3]);
+  else
+    *reinterpret_cast<float2 *>(p) = make_float2(v[0], v[1]);
+}
+
+__device__ __forceinline__ unsigned shared_address(const void *p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+
+#if __CUDA_ARCH__ >= 900
+__device__ __forceinline__ void barrier_init(uint64_t *bar) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(shared_address(bar)) : "memory");
+}
+
+/* Makes initialised barriers visible to the TMA unit. */
+__device__ __forceinline__ void barrier_init_fence() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+
+/* The one arrival a phase of `bar` expects, announcing `bytes` of copies that complete it. */
+__device__ __forceinline__ void barrier_expect(uint64_t *bar, unsigned bytes) {
+  asm volatile(
+      "mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(shared_address(bar)),
+      "r"(bytes)
+      : "memory");
+}
+
+/* Waits until the phase of `bar` with parity `parity` has completed. */
+__device__ __forceinline__ void barrier_wait(uint64_t *bar, unsigned parity) {
+  asm volatile("{\n"
+               ".reg .pred done;\n"
+               "wait:\n"
+               "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+               "@!done bra wait;\n"
+               "}\n" ::"r"(shared_address(bar)),
+               "r"(parity)
+               : "memory");
+}
+
+/* Copies the box at (x, y, z) of `map` to `dst`; its bytes complete a phase of `bar`. */
+__device__ __forceinline__ void tma_load(void *dst, const CUtensorMap *map, int x, int y, int z,
+                                         uint64_t *bar) {
+  asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+               " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(shared_address(dst)),
+               "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(z),
+               "r"(shared_address(bar))
+               : "memory");
+}
+#endif
+
+/*
+ * The horizontal pass of one step: kBatch rows x SW outputs of the four statistics, from the
+ * staged rows of both images (box_w pixels a row, starting at an item's first load) into `h`
+ * (kStats planes of kBatch x SW).
+ */
+template <typename T, int SW, int E0>
+__device__ __forceinline__ void horizontal_step(const T *__restrict__ sx, const T *__restrict__ sy,
+                                                float *__restrict__ h, float center) {
+  using cfg = tma_config<T, SW, E0>;
+  constexpr int N = cfg::vec;
+  constexpr float w[SSIM_WINDOW] = SSIM__GAUSS_TAPS;
+  constexpr float scale = unit_scale<T>();
+  for (int item = threadIdx.x; item < cfg::items; item += cfg::threads) {
+    const int k = item / cfg::items_per_row;
+    const int first = (item - k * cfg::items_per_row) * cfg::item_w;
+    const T *px = sx + k * cfg::box_w + first, *py = sy + k * cfg::box_w + first;
+    float acc[kStats][cfg::item_w];
+#pragma unroll
+    for (int v = 0; v < cfg::vecs; v++) {
+      float xr[N], yr[N];
+      load_pixels<N>(px + N * v, xr);
+      load_pixels<N>(py + N * v, yr);
+#pragma unroll
+      for (int e = 0; e < N; e++) {
+        const int c = N * v + e - cfg::offset; /* input column of the item */
+        if (c < 0 || c >= cfg::cols)
+          continue;
+        /* Integer pixels are scaled to [0, 1] and centred in one FMA (see forward.cu). */
+        const float x = fmaf(xr[e], scale, -center), y = fmaf(yr[e], scale, -center);
+        const float st[kStats] = {x, y, fmaf(x, x, y * y), x * y};
+#pragma unroll
+        for (int o = 0; o < cfg::item_w; o++) {
+          const int tap = c - o;
+          if (tap < 0 || tap >= SSIM_WINDOW)
+            continue;
+#pragma unroll
+          for (int s = 0; s < kStats; s++)
+            acc[s][o] = tap == 0 ? w[0] * st[s] : fmaf(w[tap], st[s], acc[s][o]);
+        }
+      }
+    }
+#pragma unroll
+    for (int s = 0; s < kStats; s++)
+#pragma unroll
+      for (int o = 0; o < cfg::item_w; o += N)
+        store_floats<N>(h + (s * kBatch + k) * SW + first + o, &acc[s][o]);
+  }
+}
+
+/* Per-block state of the kernel: shared memory, the TMA's barriers, the non-finite check. */
+template <typename T, int SW, int E0> struct tma_block {
+  using cfg = tma_config<T, SW, E0>;
+  const CUtensorMap *map1, *map2;
+  const ssim_cuda_geometry &geo;
+  const ssim_cuda_forward_args &args;
+  const strip_plan &plan;
+  unsigned char *stage; /* 2 buffers x 2 images, stage_bytes each */
+  float *hbuf;          /* 2 buffers x h_floats */
+  uint64_t *bars;       /* one barrier per stage buffer */
+  unsigned step;        /* steps done by the block: buffer step & 1, its use step >> 1 */
+  float check;
+
+  __device__ __forceinline__ T *staged(unsigned s, int image) const {
+    return reinterpret_cast<T *>(stage + (2 * (s & 1) + image) * cfg::stage_bytes);
+  }
+
+#if __CUDA_ARCH__ >= 900
+  /* Thread 0: copies input rows y .. y + 10 (image rows) of strip column x, plane z, for step s. */
+  __device__ __forceinline__ void issue(unsigned s, int x, int y, int z) const {
+    uint64_t *bar = bars + (s & 1);
+    barrier_expect(bar, 2 * cfg::box_bytes);
+    tma_load(staged(s, 0), map1, x, y, z, bar);
+    tma_load(staged(s, 1), map2, x, y, z, bar);
+  }
+#endif
+
+  /* The sum of this warp's 32 columns over one unit (S / 4 summed, so x 4), as its block's
+   * partial sum. */
+  __device__ __forceinline__ void flush(float &colsum, int64_t plane, int64_t strip,
+                                        int64_t unit) const {
+    float s = colsum;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1)
+      s += __shfl_xor_sync(0xffffffffu, s, off);
+    colsum = 0.0f;
+    const int64_t bx = strip * (SW / SSIM_BLOCK) + threadIdx.x / 32;
+    if (threadIdx.x % 32 == 0 && args.partials != nullptr && bx < plan.partial_pitch)
+      args.partials[(plane * plan.block_rows + unit) * plan.partial_pitch + bx] = 4.0f * s;
+  }
+
+  /* What the vertical pass of a walk carries from row to row. */
+  struct column_state {
+    float acc[kBatch][kStats]; /* the sliding window */
+    float colsum;              /* S / 4 of this column over the current unit's rows so far */
+    float in_map;              /* 1 for a column of the map, 0 past its right edge */
+    float *map_col;            /* the column's map pixel of walk row 0, or NULL */
+    int event;                 /* the next output row that ends a unit */
+    int rows;                  /* output rows of the walk */
+    int64_t plane, strip, unit;
+  };
+
+  /*
+   * Row K of a step of the vertical pass; output row jbase + K completes (with FIRST, the walk's
+   * first step, rows 0 .. 9 only fill the window). When that row ends a unit, the unit's sums
+   * are written out; returns true when it is the walk's last row.
+   */
+  template <int K, bool FIRST, bool MAP>
+  __device__ __forceinline__ bool vertical_rows(column_state &c, const float *__restrict__ h,
+                                                int jbase) {
+    if constexpr (K < kBatch) {
+      /* The window's accumulators start from these: G*(x^2 + y^2) + C2 and G*(xy) + C2 / 2 come
+       * out of the blur with the constants of ssim_quarter already added. */
+      constexpr float bias[kStats] = {0.0f, 0.0f, SSIM__C2, 0.5f * SSIM__C2};
+      float st[kStats];
+#pragma unroll
+      for (int s = 0; s < kStats; s++)
+        st[s] = h[(s * kBatch + K) * SW + threadIdx.x];
+      if constexpr (FIRST && K < kWarm) {
+        slide<K, true>(c.acc, st, bias);
+      } else {
+        slide<K, false>(c.acc, st, bias);
+        const float(&out)[kStats] = c.acc[(K + 1) % kBatch];
+        const float s4 = ssim_quarter(out, geo.center);
+        c.colsum = fmaf(s4, c.in_map, c.colsum);
+        if (MAP && c.map_col != nullptr)
+          c.map_col[(int64_t)(jbase + K) * geo.map_w] = 4.0f * s4;
+        /* Output rows 11 apart have windows that tile the input rows; with the walk's last row
+         * they cover every input row of the walk. */
+        if constexpr (K == kBatch - 1)
+          check_means(out, check);
+        if (jbase + K == c.event) {
+          flush(c.colsum, c.plane, c.strip, c.unit);
+          c.unit++;
+          if (c.event == c.rows - 1) {
+            check_means(out, check);
+            return true;
+          }
+          c.event = min(c.event + SSIM_BLOCK, c.rows - 1);
+        }
+      }
+      return vertical_rows<K + 1, FIRST, MAP>(c, h, jbase);
+    } else {
+      return false;
+    }
+  }
+
+  template <bool MAP>
+  __device__ __forceinline__ void walk(int64_t plane, int64_t strip, int64_t u0, int64_t u1) {
+#if __CUDA_ARCH__ >= 900
+    const int64_t r0 = u0 * SSIM_BLOCK;
+    const int rows = (int)(min(u1 * SSIM_BLOCK, geo.map_h) - r0);
+    const int steps = (rows + kWarm + kBatch - 1) / kBatch; /* rows + 10 input rows */
+    /* The strip's first input column, and the box's: the TMA starts at 16-byte boundaries. */
+    const int x0 = (int)(strip * SW + geo.offset - SSIM_HALO);
+    const int lead = x0 & (cfg::chunk - 1);
+    const int x = x0 - lead;
+    const int y = (int)(r0 + geo.offset - SSIM_HALO);
+    const int z = (int)plane;
+    if (threadIdx.x == 0) {
+      issue(step, x, y, z);
+      if (steps > 1)
+        issue(step + 1, x, y + kBatch, z);
+    }
+    column_state c;
+    const int64_t col = strip * SW + threadIdx.x;
+    c.colsum = 0.0f;
+    c.in_map = col < geo.map_w ? 1.0f : 0.0f;
+    c.map_col =
+        MAP && col < geo.map_w ? args.map + (plane * geo.map_h + r0) * geo.map_w + col : nullptr;
+    c.event = min(SSIM_BLOCK, rows) - 1;
+    c.rows = rows;
+    c.plane = plane;
+    c.strip = strip;
+    c.unit = u0;
+    for (int s = 0; s < steps; s++, step++) {
+      const unsigned buf = step & 1;
+      barrier_wait(bars + buf, (step >> 1) & 1);
+      /* Whole 4-pixel groups before the strip's first input column, then the item's. */
+      const int skip = (lead & ~3) + cfg::skip;
+      horizontal_step<T, SW, E0>(staged(step, 0) + skip, staged(step, 1) + skip,
+                                 hbuf + buf * cfg::h_floats, geo.center);
+      /* The blurred rows are complete, and this step's staged rows read. */
+      __syncthreads();
+      if (threadIdx.x == 0 && s + 2 < steps)
+        issue(step + 2, x, y + (s + 2) * kBatch, z);
+      const float *h = hbuf + buf * cfg::h_floats;
+      const int jbase = s * kBatch - kWarm; /* the output row that row 0 of the step completes */
+      if (s == 0)
+        vertical_rows<0, true, MAP>(c, h, jbase);
+      else
+        vertical_rows<0, false, MAP>(c, h, jbase);
+    }
+#endif
+  }
+};
+
+template <typename T, int SW, int E0>
+__global__ void __launch_bounds__(tma_config<T, SW, E0>::threads, tma_config<T, SW, E0>::min_blocks)
+    infer_tma_kernel(const __grid_constant__ CUtensorMap map1,
+                     const __grid_constant__ CUtensorMap map2, const ssim_cuda_geometry geo,
+                     const ssim_cuda_forward_args args, const strip_plan plan) {
+#if __CUDA_ARCH__ >= 900
+  using cfg = tma_config<T, SW, E0>;
+  extern __shared__ float4 smem4[];
+  /* The TMA writes boxes to 128-byte aligned addresses. */
+  const unsigned pad = (128 - shared_address(smem4) % 128) % 128;
+  unsigned char *base = reinterpret_cast<unsigned char *>(smem4) + pad;
+  tma_block<T, SW, E0> blk{
+      &map1,
+      &map2,
+      geo,
+      args,
+      plan,
+      base,
+      reinterpret_cast<float *>(base + 4 * cfg::stage_bytes),
+      reinterpret_cast<uint64_t *>(base + 4 * cfg::stage_bytes + 2 * cfg::h_floats * sizeof(float)),
+      0u,
+      0.0f};
+  if (threadIdx.x == 0) {
+    barrier_init(blk.bars);
+    barrier_init(blk.bars + 1);
+    barrier_init_fence();
+  }
+  __syncthreads();
+  const int64_t begin = plan.units * blockIdx.x / gridDim.x;
+  const int64_t end = plan.units * (blockIdx.x + 1) / gridDim.x;
+  for (int64_t u = begin; u < end;) {
+    const int64_t column = u / plan.block_rows; /* strip of a plane, in order */
+    const int64_t u0 = u - column * plan.block_rows;
+    const int64_t u1 = min(plan.block_rows, u0 + (end - u));
+    const int64_t plane = column / plan.strips;
+    if (args.map != nullptr)
+      blk.template walk<true>(plane, column - plane * plan.strips, u0, u1);
+    else
+      blk.template walk<false>(plane, column - plane * plan.strips, u0, u1);
+    u += u1 - u0;
+  }
+  if (!(blk.check == 0.0f))
+    *args.nonfinite = args.call;
+#endif
+}
+
+/* The driver's tensor-map encoder, reached through the runtime (no link to libcuda). */
+using encode_fn = PFN_cuTensorMapEncodeTiled_v12000;
+
+template <typename T> constexpr CUtensorMapDataType tma_dtype() {
+  return sizeof(T) == 1   ? CU_TENSOR_MAP_DATA_TYPE_UINT8
+         : sizeof(T) == 2 ? CU_TENSOR_MAP_DATA_TYPE_UINT16
+                          : CU_TENSOR_MAP_DATA_TYPE_FLOAT32;
+}
+
+/* A tensor map of `planes` planes of the image at `img`: boxes of box_w x 11, zeros outside. */
+bool encode_image(encode_fn encode, CUtensorMap *map, CUtensorMapDataType dtype, int esize,
+                  int box_w, const void *img, const ssim_cuda_geometry &geo, int64_t planes) {
+  const cuuint64_t dims[3] = {(cuuint64_t)geo.width, (cuuint64_t)geo.height, (cuuint64_t)planes};
+  const cuuint64_t strides[2] = {(cuuint64_t)(geo.width * esize),
+                                 (cuuint64_t)(geo.width * geo.height * esize)};
+  const cuuint32_t box[3] = {(cuuint32_t)box_w, (cuuint32_t)kBatch, 1};
+  const cuuint32_t element_strides[3] = {1, 1, 1};
+  return encode(map, dtype, 3, const_cast<void *>(img), dims, strides, box, element_strides,
+                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+template <typename T, int SW, int E0>
+cudaError_t launch_tma(const ssim_cuda_geometry &geo, const ssim_cuda_forward_args &args,
+                       int resident, encode_fn encode, cudaStream_t stream, bool *launched) {
+  using cfg = tma_config<T, SW, E0>;
+  CUtensorMap map1, map2;
+  if (!encode_image(encode, &map1, tma_dtype<T>(), sizeof(T), cfg::box_w, args.img1, geo,
+                    args.planes) ||
+      !encode_image(encode, &map2, tma_dtype<T>(), sizeof(T), cfg::box_w, args.img2, geo,
+                    args.planes))
+    return cudaSuccess; /* not launched: the strip kernel takes the call */
+  const strip_plan plan = make_strip_plan(geo, args.planes, SW);
+  const int64_t blocks = min((int64_t)resident, plan.units);
+  infer_tma_kernel<T, SW, E0>
+      <<<(unsigned)blocks, cfg::threads, cfg::smem, stream>>>(map1, map2, geo, args, plan);
+  *launched = true;
+  return cudaGetLastError();
+}
+
+/* E0 of a call: where its strips' first input columns lie past a 4-pixel boundary (the strips
+ * start at multiples of 16 columns). -1 where the kernel has no variant for it. */
+int first_column_phase(const ssim_cuda_geometry &geo) {
+  const int phase = ((geo.offset - SSIM_HALO) % 4 + 4) % 4;
+  return phase == 0 || phase == 3 ? phase : -1;
+}
+
+template <typename T, int SW>
+cudaError_t launch_tma_phase(const ssim_cuda_geometry &geo, const ssim_cuda_forward_args &args,
+                             int resident, encode_fn encode, cudaStream_t stream, bool *launched) {
+  switch (first_column_phase(geo)) {
+  case 0:
+    return launch_tma<T, SW, 0>(geo, args, resident, encode, stream, launched);
+  case 3:
+    return launch_tma<T, SW, 3>(geo, args, resident, encode, stream, launched);
+  default:
+    return cudaSuccess;
+  }
+}
+
+template <int SW>
+cudaError_t launch_tma_dtype(const ssim_cuda_geometry &geo, const ssim_cuda_forward_args &args,
+                             int resident, encode_fn encode, cudaStream_t stream, bool *launched) {
+  switch (geo.dtype) {
+  case SSIM_DTYPE_U8:
+    return launch_tma_phase<uint8_t, SW>(geo, args, resident, encode, stream, launched);
+  case SSIM_DTYPE_U16:
+    return launch_tma_phase<uint16_t, SW>(geo, args, resident, encode, stream, launched);
+  default:
+    return launch_tma_phase<float, SW>(geo, args, resident, encode, stream, launched);
+  }
+}
+
+/* Sets up one kernel and lowers *resident to its grid; 0 when the device has no sm_90 code for
+ * it or it does not fit. */
+template <typename T, int SW, int E0>
+cudaError_t prepare_tma(int sms, int shared_optin, int *resident) {
+  using cfg = tma_config<T, SW, E0>;
+  cudaFuncAttributes attr;
+  int grid = 0;
+  cudaError_t err = cudaFuncGetAttributes(&attr, infer_tma_kernel<T, SW, E0>);
+  if (err == cudaSuccess && attr.binaryVersion >= 90 && (size_t)shared_optin >= cfg::smem)
+    err = prepare_persistent(infer_tma_kernel<T, SW, E0>, cfg::threads, cfg::smem, sms, &grid);
+  *resident = min(*resident, grid);
+  return err;
+}
+
+template <typename T, int SW> cudaError_t prepare_tma_dtype(int sms, int shared_optin, int *grid) {
+  cudaError_t err = prepare_tma<T, SW, 0>(sms, shared_optin, grid);
+  if (err == cudaSuccess)
+    err = prepare_tma<T, SW, 3>(sms, shared_optin, grid);
+  return err;
+}
+
+/* The grid of one strip width: the smallest of its kernels' (the dtypes and phases share it);
+ * 0 when one of them is missing or does not fit. */
+template <int SW> cudaError_t prepare_tma_width(int sms, int shared_optin, int *resident) {
+  *resident = INT32_MAX;
+  cudaError_t err = prepare_tma_dtype<float, SW>(sms, shared_optin, resident);
+  if (err == cudaSuccess)
+    err = prepare_tma_dtype<uint16_t, SW>(sms, shared_optin, resident);
+  if (err == cudaSuccess)
+    err = prepare_tma_dtype<uint8_t, SW>(sms, shared_optin, resident);
+  if (err != cudaSuccess)
+    *resident = 0;
+  return err;
+}
+
+} // namespace
+} // namespace ssim_cuda
+
+using namespace ssim_cuda;
+
+cudaError_t ssim_cuda_infer_tma_init(int sms, int shared_optin, ssim_cuda_tma *tma) {
+  for (int i = 0; i < SSIM_CUDA_INFER_WIDTHS; i++)
+    tma->resident[i] = 0;
+  tma->encode = nullptr;
+  int device = 0, major = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  if (err != cudaSuccess || major < 9)
+    return err;
+  void *encode = nullptr;
+  cudaDriverEntryPointQueryResult found;
+  if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &encode, 12000, cudaEnableDefault,
+                                       &found) != cudaSuccess ||
+      found != cudaDriverEntryPointSuccess || encode == nullptr) {
+    (void)cudaGetLastError();
+    return cudaSuccess; /* a driver without the TMA: the strip kernel runs */
+  }
+  err = prepare_tma_width<64>(sms, shared_optin, &tma->resident[0]);
+  if (err == cudaSuccess)
+    err = prepare_tma_width<128>(sms, shared_optin, &tma->resident[1]);
+  if (err == cudaSuccess)
+    err = prepare_tma_width<192>(sms, shared_optin, &tma->resident[2]);
+  if (err == cudaSuccess)
+    tma->encode = encode;
+  return err;
+}
+
+cudaError_t ssim_cuda_infer_tma(const ssim_cuda_geometry *geo, const ssim_cuda_tma *tma,
+                                const ssim_cuda_forward_args *args, cudaStream_t stream,
+                                bool *launched) {
+  *launched = false;
+  const int64_t esize = geo->dtype == SSIM_DTYPE_U8 ? 1 : geo->dtype == SSIM_DTYPE_U16 ? 2 : 4;
+  /* The TMA reads rows of whole 16-byte chunks from 16-byte aligned images, with coordinates
+   * in 32 bits. */
+  if (tma->encode == nullptr || (geo->width * esize) % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(args->img1) % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(args->img2) % 16 != 0 || geo->height > INT32_MAX / 2 ||
+      geo->width > INT32_MAX / 2 || args->planes > INT32_MAX)
+    return cudaSuccess;
+  if (first_column_phase(*geo) < 0)
+    return cudaSuccess;
+  /* The width that leaves the fewest columns of its last strip outside the map; the widest on
+   * a tie. */
+  int best = -1;
+  int64_t best_cost = 0;
+  for (int i = 0; i < SSIM_CUDA_INFER_WIDTHS; i++) {
+    if (tma->resident[i] <= 0)
+      continue;
+    const int64_t cost = div_up(geo->map_w, kTmaWidths[i]) * kTmaWidths[i];
+    if (best < 0 || cost <= best_cost) {
+      best = i;
+      best_cost = cost;
+    }
+  }
+  const encode_fn encode = reinterpret_cast<encode_fn>(tma->encode);
+  switch (best) {
+  case 0:
+    return launch_tma_dtype<64>(*geo, *args, tma->resident[0], encode, stream, launched);
+  case 1:
+    return launch_tma_dtype<128>(*geo, *args, tma->resident[1], encode, stream, launched);
+  case 2:
+    return launch_tma_dtype<192>(*geo, *args, tma->resident[2], encode, stream, launched);
+  default:
+    return cudaSuccess;
+  }
+}
+
+#else /* no TMA in this toolkit: the strip kernel of infer.cu runs everywhere */
+
+cudaError_t ssim_cuda_infer_tma_init(int, int, ssim_cuda_tma *tma) {
+  for (int i = 0; i < SSIM_CUDA_INFER_WIDTHS; i++)
+    tma->resident[i] = 0;
+  tma->encode = nullptr;
+  return cudaSuccess;
+}
+
+cudaError_t ssim_cuda_infer_tma(const ssim_cuda_geometry *, const ssim_cuda_tma *,
+                                const ssim_cuda_forward_args *, cudaStream_t, bool *launched) {
+  *launched = false;
+  return cudaSuccess;
+}
+
+#endif
