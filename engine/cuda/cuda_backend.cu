@@ -71,6 +71,7 @@ struct cuda_state {
   bool async_pending;             /* that work may still run */
   unsigned call_id;               /* the id of the last call (never 0) */
   buffer partials, results, flag; /* device */
+  buffer finalize;                /* device: ssim_cuda_finalize's scratch, zero between calls */
   buffer results_host;            /* pinned: a word of the non-finite flag, then the results */
 };
 
@@ -140,7 +141,7 @@ void cuda_destroy(void *opaque) {
     (void)cudaEventDestroy(st->start);
   if (st->last != nullptr)
     (void)cudaEventDestroy(st->last);
-  for (buffer *b : {&st->partials, &st->results, &st->flag, &st->results_host})
+  for (buffer *b : {&st->partials, &st->results, &st->flag, &st->finalize, &st->results_host})
     buffer_release(b);
   free(st);
 }
@@ -320,9 +321,18 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   const size_t result_bytes =
       sizeof(double) + score_bytes + (size_t)(batch * z.blocks) * sizeof(float);
   if (forward_outputs) {
+    const void *scratch_before = st->finalize.ptr;
     if ((rc = buffer_reserve(&st->partials, partial_bytes, false, detail)) != 0 ||
-        (rc = buffer_reserve(&st->results, result_bytes, false, detail)) != 0)
+        (rc = buffer_reserve(&st->results, result_bytes, false, detail)) != 0 ||
+        (rc = buffer_reserve(&st->finalize,
+                             ssim_cuda_finalize_scratch_bytes(batch, (int)geo.channels), false,
+                             detail)) != 0)
       return rc;
+    /* A new finalize scratch starts at zero, cleared on the stream of the call's work (a
+     * failing call waits for that stream before it returns). */
+    if (st->finalize.ptr != scratch_before)
+      CUDA_TRY("cudaMemsetAsync", cudaMemsetAsync(st->finalize.ptr, 0, st->finalize.cap,
+                                                  c.async ? c.stream : st->slots[0].stream));
   }
   if ((rc = buffer_reserve(&st->results_host, result_bytes, true, detail)) != 0)
     return rc;
@@ -489,7 +499,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
              ssim_cuda_finalize(
                  &geo, &layout, batch, static_cast<float *>(st->partials.ptr), c.out->scores,
                  c.out->channel_scores != nullptr ? c.out->channel_scores : d_channels,
-                 c.out->block_means, flag, st->call_id, nullptr, main_stream));
+                 c.out->block_means, flag, st->call_id, nullptr, st->finalize.ptr, main_stream));
     CUDA_TRY("cudaEventRecord", cudaEventRecord(st->last, main_stream));
     st->async_pending = true;
     return 0;
@@ -498,7 +508,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
     CUDA_TRY("finalize kernel",
              ssim_cuda_finalize(&geo, &layout, batch, static_cast<float *>(st->partials.ptr),
                                 d_scores, d_channels, want_blocks ? d_blocks : nullptr, flag,
-                                st->call_id, d_flag_copy, main_stream));
+                                st->call_id, d_flag_copy, st->finalize.ptr, main_stream));
     const size_t bytes = want_blocks ? result_bytes : sizeof(double) + score_bytes;
     CUDA_TRY("cudaMemcpyAsync", cudaMemcpyAsync(results_host, st->results.ptr, bytes,
                                                 cudaMemcpyDeviceToHost, main_stream));

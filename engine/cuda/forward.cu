@@ -277,51 +277,74 @@ __device__ double block_sum(double v, double *s_red) {
   return total;
 }
 
+/*
+ * One block per plane: the plane's sum, its channel score and its share of the pair's block
+ * means. The last block of a pair to finish (a counter per pair, left at 0 again) adds the
+ * planes' sums in channel order for the pair's score, so the result does not depend on which
+ * block finishes when.
+ */
 __global__ void __launch_bounds__(kFinalizeThreads)
     finalize_kernel(const ssim_cuda_geometry geo, const ssim_cuda_partials layout,
                     const float *__restrict__ partials, double *__restrict__ scores,
                     double *__restrict__ channel_scores, float *__restrict__ block_means,
-                    const unsigned *nonfinite, unsigned call, unsigned *flag_copy) {
+                    const unsigned *nonfinite, unsigned call, unsigned *flag_copy,
+                    unsigned *counters, double *plane_sums) {
   __shared__ double s_red[kFinalizeThreads];
-  const int64_t pair = blockIdx.x;
+  const int channels = geo.channels;
+  const int64_t pair = blockIdx.x / channels;
+  const int c = (int)(blockIdx.x - pair * channels);
   /* A NaN or infinite input makes the call's scores NaN (the caller that waits for them reports
    * the error instead). */
   const bool bad = *nonfinite == call;
   const double poison = bad ? __longlong_as_double(0x7ff8000000000000LL) : 0.0;
-  if (flag_copy != nullptr && pair == 0 && threadIdx.x == 0)
+  if (flag_copy != nullptr && blockIdx.x == 0 && threadIdx.x == 0)
     *flag_copy = *nonfinite;
   const int64_t per_plane = layout.piece_rows * layout.pitch;
   const int64_t map_px = geo.map_h * geo.map_w;
-  const float *pair_partials = partials + pair * geo.channels * per_plane;
-  double total = 0.0;
-  for (int c = 0; c < geo.channels; c++) {
-    const float *p = pair_partials + c * per_plane;
-    double s = 0.0;
-    for (int64_t i = threadIdx.x; i < per_plane; i += kFinalizeThreads)
-      s += p[i];
-    s = block_sum(s, s_red);
-    total += s;
-    if (threadIdx.x == 0)
-      channel_scores[pair * geo.channels + c] = bad ? poison : s / (double)map_px;
+  const float *pair_partials = partials + pair * channels * per_plane;
+  const float *p = pair_partials + c * per_plane;
+  double s = 0.0;
+  for (int64_t i = threadIdx.x; i < per_plane; i += kFinalizeThreads)
+    s += p[i];
+  s = block_sum(s, s_red);
+  if (threadIdx.x == 0) {
+    channel_scores[blockIdx.x] = bad ? poison : s / (double)map_px;
+    double total = s;
+    bool last = true;
+    if (channels > 1) {
+      plane_sums[blockIdx.x] = s;
+      __threadfence(); /* the sum is visible before the count says so */
+      last = atomicAdd(&counters[pair], 1u) == (unsigned)channels - 1;
+      if (last) {
+        __threadfence();
+        const volatile double *sums = plane_sums + pair * channels;
+        total = 0.0;
+        for (int k = 0; k < channels; k++)
+          total += sums[k];
+        counters[pair] = 0;
+      }
+    }
+    if (last)
+      scores[pair] = bad ? poison : total / ((double)map_px * channels);
   }
-  if (threadIdx.x == 0)
-    scores[pair] = bad ? poison : total / ((double)map_px * geo.channels);
   if (block_means == nullptr)
     return;
 
+  /* The pair's block means, shared among its planes' blocks. */
   const int64_t nby = div_up(geo.map_h, SSIM_BLOCK), nbx = div_up(geo.map_w, SSIM_BLOCK);
-  for (int64_t b = threadIdx.x; b < nby * nbx; b += kFinalizeThreads) {
+  for (int64_t b = (int64_t)c * kFinalizeThreads + threadIdx.x; b < nby * nbx;
+       b += (int64_t)channels * kFinalizeThreads) {
     const int64_t by = b / nbx, bx = b % nbx;
-    double s = 0.0;
-    for (int c = 0; c < geo.channels; c++)
-      for (int k = 0; k < layout.pieces; k++) {
-        const int64_t row = by * layout.pieces + k;
+    double sum = 0.0;
+    for (int k = 0; k < channels; k++)
+      for (int piece = 0; piece < layout.pieces; piece++) {
+        const int64_t row = by * layout.pieces + piece;
         if (row < layout.piece_rows)
-          s += pair_partials[c * per_plane + row * layout.pitch + bx];
+          sum += pair_partials[k * per_plane + row * layout.pitch + bx];
       }
     const int64_t bh = min((int64_t)SSIM_BLOCK, geo.map_h - by * SSIM_BLOCK);
     const int64_t bw = min((int64_t)SSIM_BLOCK, geo.map_w - bx * SSIM_BLOCK);
-    block_means[pair * nby * nbx + b] = (float)(s / ((double)geo.channels * bh * bw));
+    block_means[pair * nby * nbx + b] = (float)(sum / ((double)channels * bh * bw));
   }
 }
 
@@ -414,14 +437,23 @@ cudaError_t ssim_cuda_forward(const ssim_cuda_geometry *geo, int tile_h,
                       : launch_forward_dtype<16>(*geo, *args, resident->train, stream);
 }
 
+size_t ssim_cuda_finalize_scratch_bytes(int64_t pairs, int channels) {
+  return (size_t)div_up(pairs, 2) * sizeof(double) + (size_t)(pairs * channels) * sizeof(double);
+}
+
 cudaError_t ssim_cuda_finalize(const ssim_cuda_geometry *geo, const ssim_cuda_partials *layout,
                                int64_t pairs, const float *partials, double *scores,
                                double *channel_scores, float *block_means,
                                const unsigned *nonfinite, unsigned call, unsigned *flag_copy,
-                               cudaStream_t stream) {
-  if (pairs > INT32_MAX)
+                               void *scratch, cudaStream_t stream) {
+  const int64_t blocks = pairs * geo->channels;
+  if (blocks > INT32_MAX)
     return cudaErrorInvalidConfiguration;
-  finalize_kernel<<<(unsigned)pairs, kFinalizeThreads, 0, stream>>>(
-      *geo, *layout, partials, scores, channel_scores, block_means, nonfinite, call, flag_copy);
+  /* The counters first (two to a double), then the planes' sums. */
+  unsigned *counters = static_cast<unsigned *>(scratch);
+  double *plane_sums = static_cast<double *>(scratch) + div_up(pairs, 2);
+  finalize_kernel<<<(unsigned)blocks, kFinalizeThreads, 0, stream>>>(
+      *geo, *layout, partials, scores, channel_scores, block_means, nonfinite, call, flag_copy,
+      counters, plane_sums);
   return cudaGetLastError();
 }

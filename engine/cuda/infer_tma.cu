@@ -84,7 +84,15 @@ template <typename T, int SW, int E0> struct tma_config {
       (chunk - 4 + skip + SW - item_w + vec * vecs + chunk - 1) / chunk * chunk;
   static constexpr unsigned box_bytes = box_w * kBatch * sizeof(T);
   static constexpr int stage_bytes = (box_bytes + 127) / 128 * 128; /* 128-byte aligned boxes */
-  static constexpr int h_floats = kStats * kBatch * SW;             /* one buffer of blurred rows */
+  /* Blurred rows: the four statistics of an output in one float4. An item stores its outputs
+   * one float4 apart, so with 4-output items the threads of a quarter warp would hit the same
+   * banks four at a time: there one float4 of padding follows every 8 (h_index). */
+  static constexpr bool h_pad = item_w == 4;
+  static constexpr int h_pitch = SW + (h_pad ? SW / 8 : 0); /* float4s per row */
+  static constexpr int h_floats = 4 * kBatch * h_pitch;     /* one buffer */
+  __host__ __device__ static constexpr int h_index(int k, int col) {
+    return k * h_pitch + col + (h_pad ? col / 8 : 0);
+  }
   /* Two buffers of two images' boxes, two of blurred rows, two barriers, alignment slack. */
   static constexpr size_t smem =
       4 * (size_t)stage_bytes + 2 * (size_t)h_floats * sizeof(float) + 2 * sizeof(uint64_t) + 128;
@@ -146,14 +154,6 @@ template <int N> __device__ __forceinline__ void load_pixels(const uint8_t *p, f
   }
 }
 
-/* N = 2 or 4 floats to shared memory in one store. */
-template <int N> __device__ __forceinline__ void store_floats(float *p, const float *v) {
-  if constexpr (N == 4)
-    *reinterpret_cast<float4 *>(p) = make_float4(v[0], v[1], v[2], v[3]);
-  else
-    *reinterpret_cast<float2 *>(p) = make_float2(v[0], v[1]);
-}
-
 __device__ __forceinline__ unsigned shared_address(const void *p) {
   return static_cast<unsigned>(__cvta_generic_to_shared(p));
 }
@@ -202,7 +202,7 @@ __device__ __forceinline__ void tma_load(void *dst, const CUtensorMap *map, int 
 /*
  * The horizontal pass of one step: kBatch rows x SW outputs of the four statistics, from the
  * staged rows of both images (box_w pixels a row, starting at an item's first load) into `h`
- * (kStats planes of kBatch x SW).
+ * (kBatch rows of SW float4s at cfg::h_index, the four statistics of an output in one).
  */
 template <typename T, int SW, int E0>
 __device__ __forceinline__ void horizontal_step(const T *__restrict__ sx, const T *__restrict__ sy,
@@ -240,11 +240,11 @@ __device__ __forceinline__ void horizontal_step(const T *__restrict__ sx, const 
         }
       }
     }
+    /* The four statistics of an output together: the vertical pass reads them in one load. */
+    float4 *out = reinterpret_cast<float4 *>(h);
 #pragma unroll
-    for (int s = 0; s < kStats; s++)
-#pragma unroll
-      for (int o = 0; o < cfg::item_w; o += N)
-        store_floats<N>(h + (s * kBatch + k) * SW + first + o, &acc[s][o]);
+    for (int o = 0; o < cfg::item_w; o++)
+      out[cfg::h_index(k, first + o)] = make_float4(acc[0][o], acc[1][o], acc[2][o], acc[3][o]);
   }
 }
 
@@ -302,20 +302,18 @@ template <typename T, int SW, int E0> struct tma_block {
 
   /*
    * Row K of a step of the vertical pass; output row jbase + K completes (with FIRST, the walk's
-   * first step, rows 0 .. 9 only fill the window). When that row ends a unit, the unit's sums
-   * are written out; returns true when it is the walk's last row.
+   * first step, rows 0 .. 9 only fill the window). With EVENTS (a unit ends in this step), when
+   * that row ends a unit its sums are written out; returns true when it is the walk's last row.
    */
-  template <int K, bool FIRST, bool MAP>
+  template <int K, bool FIRST, bool MAP, bool EVENTS>
   __device__ __forceinline__ bool vertical_rows(column_state &c, const float *__restrict__ h,
                                                 int jbase) {
     if constexpr (K < kBatch) {
       /* The window's accumulators start from these: G*(x^2 + y^2) + C2 and G*(xy) + C2 / 2 come
        * out of the blur with the constants of ssim_quarter already added. */
       constexpr float bias[kStats] = {0.0f, 0.0f, SSIM__C2, 0.5f * SSIM__C2};
-      float st[kStats];
-#pragma unroll
-      for (int s = 0; s < kStats; s++)
-        st[s] = h[(s * kBatch + K) * SW + threadIdx.x];
+      const float4 v = reinterpret_cast<const float4 *>(h)[cfg::h_index(K, threadIdx.x)];
+      const float st[kStats] = {v.x, v.y, v.z, v.w};
       if constexpr (FIRST && K < kWarm) {
         slide<K, true>(c.acc, st, bias);
       } else {
@@ -329,7 +327,7 @@ template <typename T, int SW, int E0> struct tma_block {
          * they cover every input row of the walk. */
         if constexpr (K == kBatch - 1)
           check_means(out, check);
-        if (jbase + K == c.event) {
+        if (EVENTS && jbase + K == c.event) {
           flush(c.colsum, c.plane, c.strip, c.unit);
           c.unit++;
           if (c.event == c.rows - 1) {
@@ -339,7 +337,7 @@ template <typename T, int SW, int E0> struct tma_block {
           c.event = min(c.event + SSIM_BLOCK, c.rows - 1);
         }
       }
-      return vertical_rows<K + 1, FIRST, MAP>(c, h, jbase);
+      return vertical_rows<K + 1, FIRST, MAP, EVENTS>(c, h, jbase);
     } else {
       return false;
     }
@@ -387,9 +385,11 @@ template <typename T, int SW, int E0> struct tma_block {
       const float *h = hbuf + buf * cfg::h_floats;
       const int jbase = s * kBatch - kWarm; /* the output row that row 0 of the step completes */
       if (s == 0)
-        vertical_rows<0, true, MAP>(c, h, jbase);
+        vertical_rows<0, true, MAP, true>(c, h, jbase);
+      else if (c.event - jbase >= kBatch) /* two steps in three: no unit ends */
+        vertical_rows<0, false, MAP, false>(c, h, jbase);
       else
-        vertical_rows<0, false, MAP>(c, h, jbase);
+        vertical_rows<0, false, MAP, true>(c, h, jbase);
     }
 #endif
   }
