@@ -85,7 +85,7 @@ class Engine:
         """ssim_compute_async on the current stream; every tensor in `out` is a CUDA tensor."""
         b, c, h, w = img1.shape
         ptr = lambda t: t.data_ptr() if t is not None else None
-        stream = torch.cuda.current_stream().cuda_stream
+        stream = current_stream_handle()
         self.check(self.lib.ssim_bench_compute_async(
             self.handle, dtype, padding, b, c, h, w, img1.data_ptr(), img2.data_ptr(),
             ptr(out["scores"]), ptr(out.get("channels")), ptr(out.get("map")),
@@ -97,6 +97,17 @@ class Engine:
         self.check(self.lib.ssim_bench_backward(
             self.handle, dtype, padding, DEVICE_MEMORY, b, c, h, w, img1.data_ptr(),
             img2.data_ptr(), grad_map.data_ptr(), ptr(grad1), ptr(grad2)))
+
+
+def current_stream_handle():
+    """PyTorch's current CUDA stream as a raw handle, the way a compiled extension (fused-ssim)
+    gets it in C++. torch.cuda.current_stream() builds a Python Stream object on each call, which
+    costs several microseconds that no compiled caller pays; the binding that builds the raw
+    handle directly is used where this PyTorch has it."""
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    if raw is not None:
+        return raw(torch.cuda.current_device())
+    return torch.cuda.current_stream().cuda_stream
 
 
 def median_ms(fn, reps=REPS):

@@ -71,7 +71,7 @@ struct cuda_state {
   bool async_pending;             /* that work may still run */
   unsigned call_id;               /* the id of the last call (never 0) */
   buffer partials, results, flag; /* device */
-  buffer finalize;                /* device: ssim_cuda_finalize's scratch, zero between calls */
+  buffer counters, plane_sums;    /* device: finalize's scratch; counters are zero between calls */
   buffer results_host;            /* pinned: a word of the non-finite flag, then the results */
 };
 
@@ -141,7 +141,8 @@ void cuda_destroy(void *opaque) {
     (void)cudaEventDestroy(st->start);
   if (st->last != nullptr)
     (void)cudaEventDestroy(st->last);
-  for (buffer *b : {&st->partials, &st->results, &st->flag, &st->finalize, &st->results_host})
+  for (buffer *b :
+       {&st->partials, &st->results, &st->flag, &st->counters, &st->plane_sums, &st->results_host})
     buffer_release(b);
   free(st);
 }
@@ -321,17 +322,18 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   const size_t result_bytes =
       sizeof(double) + score_bytes + (size_t)(batch * z.blocks) * sizeof(float);
   if (forward_outputs) {
-    const void *scratch_before = st->finalize.ptr;
+    const size_t counters_cap = st->counters.cap; /* grows, never shrinks: a new buffer */
     if ((rc = buffer_reserve(&st->partials, partial_bytes, false, detail)) != 0 ||
         (rc = buffer_reserve(&st->results, result_bytes, false, detail)) != 0 ||
-        (rc = buffer_reserve(&st->finalize,
-                             ssim_cuda_finalize_scratch_bytes(batch, (int)geo.channels), false,
-                             detail)) != 0)
+        (rc = buffer_reserve(&st->counters, (size_t)batch * sizeof(unsigned), false, detail)) !=
+            0 ||
+        (rc = buffer_reserve(&st->plane_sums, (size_t)(batch * geo.channels) * sizeof(double),
+                             false, detail)) != 0)
       return rc;
-    /* A new finalize scratch starts at zero, cleared on the stream of the call's work (a
-     * failing call waits for that stream before it returns). */
-    if (st->finalize.ptr != scratch_before)
-      CUDA_TRY("cudaMemsetAsync", cudaMemsetAsync(st->finalize.ptr, 0, st->finalize.cap,
+    /* New counters start at zero, cleared on the stream of the call's work (a failing call
+     * waits for that stream before it returns). */
+    if (st->counters.cap != counters_cap)
+      CUDA_TRY("cudaMemsetAsync", cudaMemsetAsync(st->counters.ptr, 0, st->counters.cap,
                                                   c.async ? c.stream : st->slots[0].stream));
   }
   if ((rc = buffer_reserve(&st->results_host, result_bytes, true, detail)) != 0)
@@ -499,7 +501,9 @@ int run_call(cuda_state *st, const call &c, char *detail) {
              ssim_cuda_finalize(
                  &geo, &layout, batch, static_cast<float *>(st->partials.ptr), c.out->scores,
                  c.out->channel_scores != nullptr ? c.out->channel_scores : d_channels,
-                 c.out->block_means, flag, st->call_id, nullptr, st->finalize.ptr, main_stream));
+                 c.out->block_means, flag, st->call_id, nullptr,
+                 static_cast<unsigned *>(st->counters.ptr),
+                 static_cast<double *>(st->plane_sums.ptr), main_stream));
     CUDA_TRY("cudaEventRecord", cudaEventRecord(st->last, main_stream));
     st->async_pending = true;
     return 0;
@@ -508,7 +512,8 @@ int run_call(cuda_state *st, const call &c, char *detail) {
     CUDA_TRY("finalize kernel",
              ssim_cuda_finalize(&geo, &layout, batch, static_cast<float *>(st->partials.ptr),
                                 d_scores, d_channels, want_blocks ? d_blocks : nullptr, flag,
-                                st->call_id, d_flag_copy, st->finalize.ptr, main_stream));
+                                st->call_id, d_flag_copy, static_cast<unsigned *>(st->counters.ptr),
+                                static_cast<double *>(st->plane_sums.ptr), main_stream));
     const size_t bytes = want_blocks ? result_bytes : sizeof(double) + score_bytes;
     CUDA_TRY("cudaMemcpyAsync", cudaMemcpyAsync(results_host, st->results.ptr, bytes,
                                                 cudaMemcpyDeviceToHost, main_stream));

@@ -138,16 +138,17 @@ void ssim_cuda_infer_partials(const struct ssim_cuda_geometry *geo,
  * out as `layout`) into scores (double[pairs]), channel scores (double[pairs * channels]) and
  * block means (float[pairs * blocks]; not written when NULL). Deterministic: a fixed summation
  * order. When *nonfinite holds `call`, every score and channel score is NaN instead. *flag_copy
- * (when not NULL) receives the flag's value, for the host to read with the results. `scratch`
- * (device, ssim_cuda_finalize_scratch_bytes) must be zero before its first use; every call
- * leaves it so. Calls that share it must not overlap.
+ * (when not NULL) receives the flag's value, for the host to read with the results. Scratch in
+ * device memory: `counters` (unsigned[pairs]) must hold zeros, and every call leaves them so
+ * (a buffer that holds nothing else); `plane_sums` is double[pairs * channels]. Calls that share
+ * scratch must not overlap.
  */
-size_t ssim_cuda_finalize_scratch_bytes(int64_t pairs, int channels);
 cudaError_t ssim_cuda_finalize(const struct ssim_cuda_geometry *geo,
                                const struct ssim_cuda_partials *layout, int64_t pairs,
                                const float *partials, double *scores, double *channel_scores,
                                float *block_means, const unsigned *nonfinite, unsigned call,
-                               unsigned *flag_copy, void *scratch, cudaStream_t stream);
+                               unsigned *flag_copy, unsigned *counters, double *plane_sums,
+                               cudaStream_t stream);
 
 /*
  * Backward pass over `planes` planes: blurs the derivative planes written by a training forward

@@ -437,21 +437,14 @@ cudaError_t ssim_cuda_forward(const ssim_cuda_geometry *geo, int tile_h,
                       : launch_forward_dtype<16>(*geo, *args, resident->train, stream);
 }
 
-size_t ssim_cuda_finalize_scratch_bytes(int64_t pairs, int channels) {
-  return (size_t)div_up(pairs, 2) * sizeof(double) + (size_t)(pairs * channels) * sizeof(double);
-}
-
 cudaError_t ssim_cuda_finalize(const ssim_cuda_geometry *geo, const ssim_cuda_partials *layout,
                                int64_t pairs, const float *partials, double *scores,
                                double *channel_scores, float *block_means,
                                const unsigned *nonfinite, unsigned call, unsigned *flag_copy,
-                               void *scratch, cudaStream_t stream) {
+                               unsigned *counters, double *plane_sums, cudaStream_t stream) {
   const int64_t blocks = pairs * geo->channels;
   if (blocks > INT32_MAX)
     return cudaErrorInvalidConfiguration;
-  /* The counters first (two to a double), then the planes' sums. */
-  unsigned *counters = static_cast<unsigned *>(scratch);
-  double *plane_sums = static_cast<double *>(scratch) + div_up(pairs, 2);
   finalize_kernel<<<(unsigned)blocks, kFinalizeThreads, 0, stream>>>(
       *geo, *layout, partials, scores, channel_scores, block_means, nonfinite, call, flag_copy,
       counters, plane_sums);

@@ -1,8 +1,8 @@
 /*
  * test_engine_properties.c: what must hold whatever the numbers: identical images score 1 with
  * zero gradient, swapping the images swaps the gradients, constant, black, thin and out-of-range
- * images agree with the reference, a batch computes each pair as if alone, and the thread count
- * changes nothing, to the bit.
+ * images agree with the reference, a batch computes each pair as if alone, and neither an
+ * engine's earlier calls nor the thread count change anything, to the bit.
  */
 #include <math.h>
 #include <stdio.h>
@@ -257,6 +257,71 @@ static void test_batch_is_pairs(void **state) {
   th_engine_close(engine);
 }
 
+/* ---- Earlier calls change nothing --------------------------------------------------------- */
+
+/* Outputs that were asked for: written (poisoned buffers would compare equal) and equal. */
+static void same_if_asked_d(const char *what, const double *got, const double *want, size_t n) {
+  if (got == NULL)
+    return;
+  th_check_written_d(what, got, n);
+  th_check_same_bits(what, got, want, n * sizeof(double));
+}
+
+static void same_if_asked_f(const char *what, const float *got, const float *want, size_t n) {
+  if (got == NULL)
+    return;
+  th_check_written_f(what, got, n);
+  th_check_same_bits(what, got, want, n * sizeof(float));
+}
+
+/* One engine runs calls of different batches, channel counts and outputs one after the other
+ * (buffers and scratch grow, shrink in use, and are reused); each call must give the bits a fresh
+ * engine gives for it. */
+static void test_history(void **state) {
+  const struct th_ctx *ctx = *state;
+  static const struct {
+    size_t batch, channels;
+    unsigned outputs;
+  } calls[] = {
+      {1, 3, TH_SCORES | TH_CHANNELS | TH_BLOCKS},
+      {8, 3, TH_SCORES},
+      {2, 4, TH_ALL},
+      {5, 1, TH_SCORES | TH_CHANNELS | TH_MAP},
+      {8, 3, TH_SCORES | TH_CHANNELS | TH_BLOCKS},
+      {1, 3, TH_SCORES},
+  };
+  ssim_engine_t *engine = th_engine_open(ctx->backend, 0);
+  struct th_rng rng;
+  th_rng_init(&rng, ctx->case_name);
+  for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+    struct ssim_inputs in = {.shape = {.batch = calls[i].batch,
+                                       .channels = calls[i].channels,
+                                       .height = 40,
+                                       .width = 64},
+                             .dtype = i % 2 ? SSIM_DTYPE_F32 : SSIM_DTYPE_U8,
+                             .padding = SSIM_PADDING_SAME};
+    th_images_make(&rng, &in, 0.1);
+    struct th_buffers used, fresh;
+    th_buffers_alloc(&used, &in, calls[i].outputs);
+    th_buffers_alloc(&fresh, &in, calls[i].outputs);
+    compute_or_fail(engine, &in, &used.out);
+    ssim_engine_t *other = th_engine_open(ctx->backend, 0);
+    compute_or_fail(other, &in, &fresh.out);
+    th_engine_close(other);
+    print_message("call %zu: batch %zu, %zu channels\n", i, calls[i].batch, calls[i].channels);
+    same_if_asked_d("scores", used.out.scores, fresh.out.scores, used.scores);
+    same_if_asked_d("channel_scores", used.out.channel_scores, fresh.out.channel_scores,
+                    used.channel_scores);
+    same_if_asked_f("map", used.out.map, fresh.out.map, used.map);
+    same_if_asked_f("block_means", used.out.block_means, fresh.out.block_means, used.block_means);
+    same_if_asked_f("grad_img1", used.out.grad_img1, fresh.out.grad_img1, used.grad);
+    th_buffers_free(&used);
+    th_buffers_free(&fresh);
+    th_images_free(&in);
+  }
+  th_engine_close(engine);
+}
+
 /* ---- The thread count changes nothing ---------------------------------------------------- */
 
 struct threads_case {
@@ -360,6 +425,7 @@ static void build_table(void) {
   add("black images score 1 with zero gradient", test_black, NULL);
   add("swapping the images swaps the gradients", test_swap, NULL);
   add("a batch is its pairs computed alone", test_batch_is_pairs, NULL);
+  add("earlier calls of other shapes change nothing", test_history, NULL);
   for (size_t i = 0; i < sizeof(special_params) / sizeof(special_params[0]); i++) {
     const struct special_case *c = &special_params[i];
     const char *kind = c->range > 0 ? "f32 outside [0, 1]" : c->v1 >= 0 ? "constant" : "random";
