@@ -8,9 +8,10 @@
  *      shared memory: one instruction of one thread per image, zeros outside the image, no
  *      address arithmetic in the other threads. The copies of the step after the next are
  *      issued as soon as a step's rows are read (two buffers).
- *   2. Horizontal pass: each work item is kItemW adjacent outputs of one row. It converts its
- *      kItemW + 10 input pixel pairs to the four statistics in registers and blurs them, and
- *      writes the blurred statistics to shared memory (two buffers).
+ *  *   2. Horizontal pass: each work item is item_w adjacent outputs of one row (6, or 4 on narrow
+ *      strips). It converts its item_w + 10 input pixel pairs to the four statistics in
+ *      registers, blurs them, and writes each output's four blurred statistics to shared memory
+ *      as one float4 (two buffers).
  *   3. Vertical pass: thread t owns map column t of the strip and keeps, in registers, the
  *      vertical blur of the four statistics for the 11 output rows whose windows cover the
  *      current row (the sliding window of infer_common.cuh). Each row completes one output,
@@ -23,6 +24,10 @@
  * a warp (one 32 x 32 block) are added in a fixed butterfly; a block's sum does not depend on how
  * the work was cut. The kernel sums S / 4 (see ssim_quarter) and scales the block sums by 4,
  * which is exact.
+ *
+ * Non-finite input: a blurred mean is NaN or infinite exactly when a pixel of its window is. The
+ * means of output rows 11 apart have windows that tile the input rows, so checking one output
+ * row a step, and the walk's last, covers every pixel of the walk.
  *
  * Used where the device is sm_90 or later, its code for this kernel is there, and the images'
  * rows are whole 16-byte chunks in 16-byte aligned memory: the TMA reads from 16-byte aligned
