@@ -130,32 +130,24 @@ __device__ __forceinline__ void check_means(const float (&a)[kStats], float &che
   check = fmaf(a[0], 0.0f, fmaf(a[1], 0.0f, check));
 }
 
-/* N = 2 or 4 pixels from shared memory as floats (one 2- to 16-byte load). */
-template <int N> __device__ __forceinline__ void load_pixels(const float *p, float (&v)[N]) {
+/* The CUDA vector type of N = 2 or 4 pixels of type T. */
+template <typename T, int N> struct pixel_vector;
+template <> struct pixel_vector<float, 4> { using type = float4; };
+template <> struct pixel_vector<float, 2> { using type = float2; };
+template <> struct pixel_vector<uint16_t, 4> { using type = ushort4; };
+template <> struct pixel_vector<uint16_t, 2> { using type = ushort2; };
+template <> struct pixel_vector<uint8_t, 4> { using type = uchar4; };
+template <> struct pixel_vector<uint8_t, 2> { using type = uchar2; };
+
+/* N pixels from shared memory as floats, in one load of 2 to 16 bytes. */
+template <typename T, int N>
+__device__ __forceinline__ void load_pixels(const T *p, float (&v)[N]) {
+  const auto u = *reinterpret_cast<const typename pixel_vector<T, N>::type *>(p);
+  v[0] = u.x;
+  v[1] = u.y;
   if constexpr (N == 4) {
-    const float4 f = *reinterpret_cast<const float4 *>(p);
-    v[0] = f.x, v[1] = f.y, v[2] = f.z, v[3] = f.w;
-  } else {
-    const float2 f = *reinterpret_cast<const float2 *>(p);
-    v[0] = f.x, v[1] = f.y;
-  }
-}
-template <int N> __device__ __forceinline__ void load_pixels(const uint16_t *p, float (&v)[N]) {
-  if constexpr (N == 4) {
-    const ushort4 u = *reinterpret_cast<const ushort4 *>(p);
-    v[0] = u.x, v[1] = u.y, v[2] = u.z, v[3] = u.w;
-  } else {
-    const ushort2 u = *reinterpret_cast<const ushort2 *>(p);
-    v[0] = u.x, v[1] = u.y;
-  }
-}
-template <int N> __device__ __forceinline__ void load_pixels(const uint8_t *p, float (&v)[N]) {
-  if constexpr (N == 4) {
-    const uchar4 u = *reinterpret_cast<const uchar4 *>(p);
-    v[0] = u.x, v[1] = u.y, v[2] = u.z, v[3] = u.w;
-  } else {
-    const uchar2 u = *reinterpret_cast<const uchar2 *>(p);
-    v[0] = u.x, v[1] = u.y;
+    v[2] = u.z;
+    v[3] = u.w;
   }
 }
 
@@ -224,8 +216,8 @@ __device__ __forceinline__ void horizontal_step(const T *__restrict__ sx, const 
 #pragma unroll
     for (int v = 0; v < cfg::vecs; v++) {
       float xr[N], yr[N];
-      load_pixels<N>(px + N * v, xr);
-      load_pixels<N>(py + N * v, yr);
+      load_pixels<T, N>(px + N * v, xr);
+      load_pixels<T, N>(py + N * v, yr);
 #pragma unroll
       for (int e = 0; e < N; e++) {
         const int c = N * v + e - cfg::offset; /* input column of the item */
