@@ -1,6 +1,8 @@
 /*
- * test_server_queue.c: a full queue answers 429 with Retry-After at once, and SIGTERM drains:
- * /readyz turns 503, new requests get 503, every accepted request is answered, exit status 0.
+ * test_server_queue.c: a full queue answers 429 with Retry-After (before the upload to a client
+ * that waits with Expect: 100-continue, after it to any other, and either way the client reads
+ * the answer), and SIGTERM drains: /readyz turns 503, new requests get 503, every accepted
+ * request is answered, exit status 0.
  */
 #include "client.h"
 #include "fixtures.h"
@@ -27,6 +29,7 @@ static struct test_file big_a, big_b;
 struct client {
   unsigned port;
   pthread_barrier_t *start;
+  const char *const *headers;
   struct http_reply reply;
   int rc;
 };
@@ -37,7 +40,7 @@ static void *run_client(void *arg) {
     pthread_barrier_wait(c->start);
   struct form_part parts[] = {{"img1", big_a.data, big_a.len, "a"},
                               {"img2", big_b.data, big_b.len, "b"}};
-  c->rc = http_post_form(c->port, "/ssim?map=f32", parts, 2, NULL, &c->reply);
+  c->rc = http_post_form(c->port, "/ssim?map=f32", parts, 2, c->headers, &c->reply);
   return NULL;
 }
 
@@ -56,8 +59,8 @@ static int teardown(void **state) {
   return 0;
 }
 
-static void test_queue_full_429(void **state) {
-  (void)state;
+/* CLIENTS requests at once against a queue of 2: some are answered, the others get 429. */
+static void queue_full(const char *const *headers) {
   struct daemon_proc proc;
   const char *args[] = {"--queue_limit", "2", "--decode_threads", "1", "--max_batch", "1", NULL};
   assert_int_equal(daemon_start(&proc, args), 0);
@@ -66,7 +69,7 @@ static void test_queue_full_429(void **state) {
   pthread_barrier_init(&start, NULL, CLIENTS);
   pthread_t threads[CLIENTS];
   for (int i = 0; i < CLIENTS; i++) {
-    clients[i] = (struct client){.port = proc.port, .start = &start};
+    clients[i] = (struct client){.port = proc.port, .start = &start, .headers = headers};
     assert_int_equal(pthread_create(&threads[i], NULL, run_client, &clients[i]), 0);
   }
   for (int i = 0; i < CLIENTS; i++)
@@ -88,6 +91,17 @@ static void test_queue_full_429(void **state) {
   assert_true(ok >= 2);
   assert_true(full >= 1);
   assert_int_equal(daemon_stop(&proc), 0);
+}
+
+static void test_queue_full_429(void **state) {
+  (void)state;
+  queue_full(NULL);
+}
+
+static void test_queue_full_429_expect(void **state) {
+  (void)state;
+  const char *const expect[] = {"Expect: 100-continue", NULL};
+  queue_full(expect);
 }
 
 static void sleep_ms(long ms) {
@@ -169,6 +183,7 @@ static void test_deadline_503(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_queue_full_429),
+      cmocka_unit_test(test_queue_full_429_expect),
       cmocka_unit_test(test_drain_on_sigterm),
       cmocka_unit_test(test_deadline_503),
   };
