@@ -512,15 +512,17 @@ cudaError_t launch_tma_dtype(const ssim_cuda_geometry &geo, const ssim_cuda_forw
   }
 }
 
-/* Sets up one kernel and lowers *resident to its grid; 0 when the device has no sm_90 code for
- * it or it does not fit. */
+/* Sets up one kernel and lowers *resident to its grid; 0 when it does not fit, or when the
+ * device's code for it was not compiled for sm_90 or later (a build for older architectures
+ * only, run through the driver's PTX compiler on a newer GPU, has the empty kernel). */
 template <typename T, int SW, int E0>
 cudaError_t prepare_tma(int sms, int shared_optin, int *resident) {
   using cfg = tma_config<T, SW, E0>;
   cudaFuncAttributes attr;
   int grid = 0;
   cudaError_t err = cudaFuncGetAttributes(&attr, infer_tma_kernel<T, SW, E0>);
-  if (err == cudaSuccess && attr.binaryVersion >= 90 && (size_t)shared_optin >= cfg::smem)
+  if (err == cudaSuccess && attr.ptxVersion >= 90 && attr.binaryVersion >= 90 &&
+      (size_t)shared_optin >= cfg::smem)
     err = prepare_persistent(infer_tma_kernel<T, SW, E0>, cfg::threads, cfg::smem, sms, &grid);
   *resident = min(*resident, grid);
   return err;
