@@ -147,7 +147,7 @@ cudaError_t launch_backward(const ssim_cuda_geometry &geo, const ssim_cuda_backw
   if (tiles > INT32_MAX)
     return cudaErrorInvalidConfiguration;
   const int64_t img_px = geo.height * geo.width, map_px = geo.map_h * geo.map_w;
-  const int64_t esize = geo.dtype == SSIM_DTYPE_U8 ? 1 : geo.dtype == SSIM_DTYPE_U16 ? 2 : 4;
+  const int64_t esize = (int64_t)ssim_cuda_dtype_size(geo.dtype);
   for (int64_t p0 = 0; p0 < args.planes; p0 += kMaxPlanesPerLaunch) {
     ssim_cuda_backward_args part = args;
     part.planes = min(args.planes - p0, (int64_t)kMaxPlanesPerLaunch);

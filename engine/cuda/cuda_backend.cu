@@ -117,10 +117,6 @@ int buffer_reserve(buffer *b, size_t bytes, bool pinned, char *detail) {
   return 0;
 }
 
-size_t dtype_size(ssim_dtype dtype) {
-  return dtype == SSIM_DTYPE_U8 ? 1 : dtype == SSIM_DTYPE_U16 ? 2 : 4;
-}
-
 void cuda_destroy(void *opaque) {
   cuda_state *st = static_cast<cuda_state *>(opaque);
   if (st == nullptr)
@@ -287,7 +283,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   z.map_h = geo.map_h;
   z.map_w = geo.map_w;
   z.map_px = geo.map_h * geo.map_w;
-  z.esize = dtype_size(in->dtype);
+  z.esize = ssim_cuda_dtype_size(in->dtype);
   ssim_cuda_partials layout;
   ssim_cuda_forward_partials(&geo, st->tile_h, ngrad > 0, &layout);
   z.partials_per_plane = layout.piece_rows * layout.pitch;

@@ -15,6 +15,13 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "ssim.h"
+
+/* Bytes of one pixel of an ssim_dtype. */
+__host__ __device__ inline size_t ssim_cuda_dtype_size(int dtype) {
+  return dtype == SSIM_DTYPE_U8 ? 1 : dtype == SSIM_DTYPE_U16 ? 2 : 4;
+}
+
 /* Output tiles are 64 pixels wide: two columns of SSIM_BLOCK blocks, so that the per-tile sums
  * of the forward pass are also the block sums of ssim_outputs.block_means. */
 #define SSIM_CUDA_TILE_W 64

@@ -29,9 +29,6 @@ namespace {
 constexpr int kRowLanes = 6; /* threads per column group: rows k and k + 6 of a batch */
 constexpr int kStageRows = kWarm + kBatch; /* a walk stages its first two steps at once */
 
-/* Strip widths, narrowest first; the host picks one per call. */
-constexpr int kStripWidths[3] = {64, 128, 192};
-
 template <typename T, int SW> struct strip_config {
   static constexpr int groups = SW / 4;              /* 4-output column groups of a row */
   static constexpr int threads = groups * kRowLanes; /* 96, 192 or 288 */
@@ -392,20 +389,13 @@ __global__ void __launch_bounds__(strip_config<T, SW>::threads, strip_config<T, 
     infer_kernel(const ssim_cuda_geometry geo, const ssim_cuda_forward_args args,
                  const strip_plan plan) {
   extern __shared__ float4 smem4[];
-  const int64_t begin = plan.units * blockIdx.x / gridDim.x;
-  const int64_t end = plan.units * (blockIdx.x + 1) / gridDim.x;
   bool bad = false;
-  for (int64_t u = begin; u < end;) {
-    const int64_t column = u / plan.block_rows; /* strip of a plane, in order */
-    const int64_t u0 = u - column * plan.block_rows;
-    const int64_t u1 = min(plan.block_rows, u0 + (end - u));
-    const int64_t plane = column / plan.strips;
-    strip_walk<T, SW, VEC> walk(geo, args, plan, reinterpret_cast<char *>(smem4), plane,
-                                column - plane * plan.strips, u0, u1);
+  for_each_walk(plan, [&](int64_t plane, int64_t strip, int64_t u0, int64_t u1) {
+    strip_walk<T, SW, VEC> walk(geo, args, plan, reinterpret_cast<char *>(smem4), plane, strip, u0,
+                                u1);
     walk.run();
     bad |= walk.bad;
-    u += u1 - u0;
-  }
+  });
   if (bad)
     *args.nonfinite = args.call;
 }
@@ -500,22 +490,15 @@ cudaError_t ssim_cuda_infer(const ssim_cuda_geometry *geo, const ssim_cuda_resid
 #endif
   const int *grid = resident->infer;
   /* The strip width that spends the fewest vertical-pass lanes on a map row (the horizontal
-   * pass costs the same for any width); the widest on a tie. */
-  int best = -1;
-  int64_t best_cost = 0;
-  for (int i = 0; i < SSIM_CUDA_INFER_WIDTHS; i++) {
-    if (grid[i] <= 0)
-      continue;
-    int64_t cost = div_up(geo->map_w, kStripWidths[i]) * strip_lanes(kStripWidths[i]);
+   * pass costs the same for any width). */
+  const int best = pick_strip_width(grid, [&](int sw) {
 #ifdef SSIM_CUDA_FORCE_STRIP_W
     /* A build-time override for tuning: 64, 128 or 192, where it fits the device. */
-    cost = kStripWidths[i] == SSIM_CUDA_FORCE_STRIP_W ? 0 : cost + 1;
+    return sw == SSIM_CUDA_FORCE_STRIP_W ? (int64_t)0 : (int64_t)1;
+#else
+    return div_up(geo->map_w, sw) * strip_lanes(sw);
 #endif
-    if (best < 0 || cost <= best_cost) {
-      best = i;
-      best_cost = cost;
-    }
-  }
+  });
   switch (best) {
   case 0:
     return launch_infer_dtype<64>(*geo, *args, grid[0], stream);

@@ -31,6 +31,43 @@ struct strip_plan {
   int64_t partial_pitch; /* sums per row of blocks: ceil(map_w / 64) x 2 */
 };
 
+/* Strip widths, narrowest first; the host picks one per call (pick_strip_width). */
+constexpr int kStripWidths[SSIM_CUDA_INFER_WIDTHS] = {64, 128, 192};
+
+/* The width of least cost(width) among those with a grid (resident[i] > 0), the widest on a
+ * tie; -1 when none has one. */
+template <typename Cost>
+int pick_strip_width(const int resident[SSIM_CUDA_INFER_WIDTHS], Cost cost) {
+  int best = -1;
+  int64_t best_cost = 0;
+  for (int i = 0; i < SSIM_CUDA_INFER_WIDTHS; i++) {
+    if (resident[i] <= 0)
+      continue;
+    const int64_t c = cost(kStripWidths[i]);
+    if (best < 0 || c <= best_cost) {
+      best = i;
+      best_cost = c;
+    }
+  }
+  return best;
+}
+
+/* Calls walk(plane, strip, u0, u1) for each piece of this block's equal run of the launch's
+ * units: units u0 .. u1 - 1 of one strip of one plane. */
+template <typename Walk>
+__device__ __forceinline__ void for_each_walk(const strip_plan &plan, Walk walk) {
+  const int64_t begin = plan.units * blockIdx.x / gridDim.x;
+  const int64_t end = plan.units * (blockIdx.x + 1) / gridDim.x;
+  for (int64_t u = begin; u < end;) {
+    const int64_t column = u / plan.block_rows; /* strip of a plane, in order */
+    const int64_t u0 = u - column * plan.block_rows;
+    const int64_t u1 = min(plan.block_rows, u0 + (end - u));
+    const int64_t plane = column / plan.strips;
+    walk(plane, column - plane * plan.strips, u0, u1);
+    u += u1 - u0;
+  }
+}
+
 /* The plan of strips SW map columns wide. */
 inline strip_plan make_strip_plan(const ssim_cuda_geometry &geo, int64_t planes, int sw) {
   strip_plan plan;

@@ -53,8 +53,6 @@
 namespace ssim_cuda {
 namespace {
 
-constexpr int kTmaWidths[SSIM_CUDA_INFER_WIDTHS] = {64, 128, 192};
-
 /* Outputs per horizontal work item: its item_w + 10 input pixels are converted once for item_w
  * outputs. 6 where that divides the strip (192 columns: 32 items a row, so a step's 11 rows are
  * whole warps of items), else 4. Overridable at build time for tuning. */
@@ -420,19 +418,12 @@ __global__ void __launch_bounds__(tma_config<T, SW, E0>::threads, tma_config<T, 
     barrier_init_fence();
   }
   __syncthreads();
-  const int64_t begin = plan.units * blockIdx.x / gridDim.x;
-  const int64_t end = plan.units * (blockIdx.x + 1) / gridDim.x;
-  for (int64_t u = begin; u < end;) {
-    const int64_t column = u / plan.block_rows; /* strip of a plane, in order */
-    const int64_t u0 = u - column * plan.block_rows;
-    const int64_t u1 = min(plan.block_rows, u0 + (end - u));
-    const int64_t plane = column / plan.strips;
+  for_each_walk(plan, [&](int64_t plane, int64_t strip, int64_t u0, int64_t u1) {
     if (args.map != nullptr)
-      blk.template walk<true>(plane, column - plane * plan.strips, u0, u1);
+      blk.template walk<true>(plane, strip, u0, u1);
     else
-      blk.template walk<false>(plane, column - plane * plan.strips, u0, u1);
-    u += u1 - u0;
-  }
+      blk.template walk<false>(plane, strip, u0, u1);
+  });
   if (!(blk.check == 0.0f))
     *args.nonfinite = args.call;
 #endif
@@ -586,7 +577,7 @@ cudaError_t ssim_cuda_infer_tma(const ssim_cuda_geometry *geo, const ssim_cuda_t
                                 const ssim_cuda_forward_args *args, cudaStream_t stream,
                                 bool *launched) {
   *launched = false;
-  const int64_t esize = geo->dtype == SSIM_DTYPE_U8 ? 1 : geo->dtype == SSIM_DTYPE_U16 ? 2 : 4;
+  const int64_t esize = (int64_t)ssim_cuda_dtype_size(geo->dtype);
   /* The TMA reads rows of whole 16-byte chunks from 16-byte aligned images, with coordinates
    * in 32 bits. */
   if (tma->encode == nullptr || (geo->width * esize) % 16 != 0 ||
@@ -596,19 +587,9 @@ cudaError_t ssim_cuda_infer_tma(const ssim_cuda_geometry *geo, const ssim_cuda_t
     return cudaSuccess;
   if (first_column_phase(*geo) < 0)
     return cudaSuccess;
-  /* The width that leaves the fewest columns of its last strip outside the map; the widest on
-   * a tie. */
-  int best = -1;
-  int64_t best_cost = 0;
-  for (int i = 0; i < SSIM_CUDA_INFER_WIDTHS; i++) {
-    if (tma->resident[i] <= 0)
-      continue;
-    const int64_t cost = div_up(geo->map_w, kTmaWidths[i]) * kTmaWidths[i];
-    if (best < 0 || cost <= best_cost) {
-      best = i;
-      best_cost = cost;
-    }
-  }
+  /* The width that leaves the fewest columns of its last strip outside the map. */
+  const int best =
+      pick_strip_width(tma->resident, [&](int sw) { return div_up(geo->map_w, sw) * sw; });
   const encode_fn encode = reinterpret_cast<encode_fn>(tma->encode);
   switch (best) {
   case 0:
