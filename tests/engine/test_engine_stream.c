@@ -87,9 +87,11 @@ struct stream_case {
   ssim_padding padding;
 };
 
-/* One batch on the device, with ssim_compute's answers for it as the expected ones. */
+/* One batch on the device, with ssim_compute's answers for it as the expected ones, and device
+ * outputs for an asynchronous call on it. */
 struct device_batch {
-  struct ssim_inputs in; /* device images */
+  struct ssim_inputs in;   /* device images */
+  struct ssim_outputs out; /* device, poisoned until an asynchronous call writes them */
   size_t pairs, planes, map_px, blocks;
   double *scores, *channels;   /* host, from ssim_compute */
   float *block_means, *map;    /* host, from ssim_compute (the map through the device) */
@@ -133,9 +135,19 @@ static void device_batch_make(struct device_batch *d, ssim_engine_t *engine,
   check_cuda(cudaFree(dmap), "cudaFree");
   th_check_written_d("ssim_compute scores", d->scores, d->pairs);
   th_check_written_f("ssim_compute map", d->map, d->planes * d->map_px);
+  d->out = (struct ssim_outputs){device_alloc(d->pairs * sizeof(double)),
+                                 device_alloc(d->planes * sizeof(double)),
+                                 device_alloc(d->planes * d->map_px * sizeof(float)),
+                                 device_alloc(d->blocks * sizeof(float)),
+                                 NULL,
+                                 NULL};
 }
 
 static void device_batch_free(struct device_batch *d) {
+  (void)cudaFree(d->out.scores);
+  (void)cudaFree(d->out.channel_scores);
+  (void)cudaFree(d->out.map);
+  (void)cudaFree(d->out.block_means);
   (void)cudaFree((void *)d->in.img1);
   (void)cudaFree((void *)d->in.img2);
   th_free(d->scores);
@@ -146,25 +158,16 @@ static void device_batch_free(struct device_batch *d) {
   th_free(d->host_img2);
 }
 
-/* Device outputs of one asynchronous call, poisoned. */
-static struct ssim_outputs device_outputs_make(const struct device_batch *d) {
-  struct ssim_outputs out = {NULL, NULL, NULL, NULL, NULL, NULL};
-  out.scores = device_alloc(d->pairs * sizeof(double));
-  out.channel_scores = device_alloc(d->planes * sizeof(double));
-  out.block_means = device_alloc(d->blocks * sizeof(float));
-  out.map = device_alloc(d->planes * d->map_px * sizeof(float));
-  return out;
-}
-
-static void device_outputs_free(const struct ssim_outputs *out) {
-  (void)cudaFree(out->scores);
-  (void)cudaFree(out->channel_scores);
-  (void)cudaFree(out->block_means);
-  (void)cudaFree(out->map);
+/* A stream of the caller's, as a framework would pass one. */
+static cudaStream_t stream_new(void) {
+  cudaStream_t stream;
+  check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  return stream;
 }
 
 /* The asynchronous outputs equal ssim_compute's, bit for bit. */
-static void check_same(const struct ssim_outputs *out, const struct device_batch *d) {
+static void check_same(const struct device_batch *d) {
+  const struct ssim_outputs *out = &d->out;
   double *scores = host_copy(out->scores, d->pairs * sizeof(double));
   double *channels = host_copy(out->channel_scores, d->planes * sizeof(double));
   float *blocks = host_copy(out->block_means, d->blocks * sizeof(float));
@@ -198,21 +201,18 @@ static void test_same_as_compute(void **state) {
   ssim_engine_t *engine = open_cuda(ctx, &rng);
   struct device_batch d;
   device_batch_make(&d, engine, c, &rng);
-  struct ssim_outputs o = device_outputs_make(&d);
-  cudaStream_t stream;
-  check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
-  check_call(engine, ssim_compute_async(engine, &d.in, &o, stream), "ssim_compute_async");
+  cudaStream_t stream = stream_new();
+  check_call(engine, ssim_compute_async(engine, &d.in, &d.out, stream), "ssim_compute_async");
   check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-  check_same(&o, &d);
+  check_same(&d);
 
   /* The default stream (NULL) works as well. */
-  check_cuda(cudaMemset(o.scores, 0xff, d.pairs * sizeof(double)), "cudaMemset");
-  check_call(engine, ssim_compute_async(engine, &d.in, &o, NULL), "ssim_compute_async");
+  check_cuda(cudaMemset(d.out.scores, 0xff, d.pairs * sizeof(double)), "cudaMemset");
+  check_call(engine, ssim_compute_async(engine, &d.in, &d.out, NULL), "ssim_compute_async");
   check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-  check_same(&o, &d);
+  check_same(&d);
 
   check_cuda(cudaStreamDestroy(stream), "cudaStreamDestroy");
-  device_outputs_free(&o);
   device_batch_free(&d);
   th_engine_close(engine);
 }
@@ -227,22 +227,17 @@ static void test_calls_in_order(void **state) {
   struct device_batch a, b;
   device_batch_make(&a, engine, c, &rng);
   device_batch_make(&b, engine, c, &rng);
-  struct ssim_outputs oa = device_outputs_make(&a), ob = device_outputs_make(&b);
-  cudaStream_t s1, s2;
-  check_cuda(cudaStreamCreateWithFlags(&s1, cudaStreamNonBlocking), "cudaStreamCreate");
-  check_cuda(cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking), "cudaStreamCreate");
+  cudaStream_t s1 = stream_new(), s2 = stream_new();
   for (int round = 0; round < 3; round++) {
-    check_call(engine, ssim_compute_async(engine, &a.in, &oa, s1), "ssim_compute_async");
-    check_call(engine, ssim_compute_async(engine, &b.in, &ob, s2), "ssim_compute_async");
+    check_call(engine, ssim_compute_async(engine, &a.in, &a.out, s1), "ssim_compute_async");
+    check_call(engine, ssim_compute_async(engine, &b.in, &b.out, s2), "ssim_compute_async");
   }
   check_cuda(cudaStreamSynchronize(s1), "cudaStreamSynchronize");
   check_cuda(cudaStreamSynchronize(s2), "cudaStreamSynchronize");
-  check_same(&oa, &a);
-  check_same(&ob, &b);
+  check_same(&a);
+  check_same(&b);
   check_cuda(cudaStreamDestroy(s1), "cudaStreamDestroy");
   check_cuda(cudaStreamDestroy(s2), "cudaStreamDestroy");
-  device_outputs_free(&oa);
-  device_outputs_free(&ob);
   device_batch_free(&a);
   device_batch_free(&b);
   th_engine_close(engine);
@@ -257,7 +252,6 @@ static void test_nonfinite(void **state) {
   ssim_engine_t *engine = open_cuda(ctx, &rng);
   struct device_batch d;
   device_batch_make(&d, engine, c, &rng);
-  struct ssim_outputs o = device_outputs_make(&d);
   const size_t elements = th_elements(&d.in.shape);
   float *bad = th_alloc(elements * sizeof(float));
   memcpy(bad, d.host_img2, elements * sizeof(float));
@@ -265,8 +259,8 @@ static void test_nonfinite(void **state) {
   struct ssim_inputs bad_in = d.in;
   bad_in.img2 = device_copy(bad, elements * sizeof(float));
 
-  check_call(engine, ssim_compute_async(engine, &bad_in, &o, NULL), "ssim_compute_async");
-  double *scores = host_copy(o.scores, d.pairs * sizeof(double));
+  check_call(engine, ssim_compute_async(engine, &bad_in, &d.out, NULL), "ssim_compute_async");
+  double *scores = host_copy(d.out.scores, d.pairs * sizeof(double));
   for (size_t i = 0; i < d.pairs; i++)
     if (!isnan(scores[i]))
       fail_msg("score %zu of a call with NaN input is %.9g, not NaN", i, scores[i]);
@@ -277,13 +271,12 @@ static void test_nonfinite(void **state) {
   assert_int_equal(ssim_compute(engine, &bad_in, &host_out), SSIM_ENONFINITE);
   th_free(host_scores);
 
-  check_call(engine, ssim_compute_async(engine, &d.in, &o, NULL), "ssim_compute_async");
+  check_call(engine, ssim_compute_async(engine, &d.in, &d.out, NULL), "ssim_compute_async");
   check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-  check_same(&o, &d);
+  check_same(&d);
 
   (void)cudaFree((void *)bad_in.img2);
   th_free(bad);
-  device_outputs_free(&o);
   device_batch_free(&d);
   th_engine_close(engine);
 }
