@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -136,6 +137,17 @@ void ssimd_request_fail(struct ssimd_request *req, ssimd_error error, const char
   snprintf(req->deferred_message, sizeof(req->deferred_message), "%s",
            message != NULL ? message : ssimd_error_message(error));
   req->deferred_field = field;
+}
+
+int ssimd_request_refuse(struct ssimd_request *req, ssimd_error error, const char *message,
+                         const char *field) {
+  const char *expect = ssimd_request_header(req, MHD_HTTP_HEADER_EXPECT);
+  if (expect != NULL && strcasecmp(expect, "100-continue") == 0) {
+    ssimd_request_send_error(req, error, message, field);
+    return 1;
+  }
+  ssimd_request_fail(req, error, message, field);
+  return 0;
 }
 
 int ssimd_request_failed(const struct ssimd_request *req) {

@@ -100,6 +100,14 @@ void ssimd_request_send_error(struct ssimd_request *req, ssimd_error error, cons
 void ssimd_request_fail(struct ssimd_request *req, ssimd_error error, const char *message,
                         const char *field);
 
+/* Refuse a request from on_begin, before its body: at once when the client waits for a go-ahead
+ * (Expect: 100-continue) and will not upload; otherwise with ssimd_request_fail, once the body it
+ * is already sending has been read and dropped (answering and closing under an upload resets the
+ * connection, and the client may never read the answer). Returns on_begin's value: 1 when the
+ * request was answered now, 0 when the answer waits for the body. */
+int ssimd_request_refuse(struct ssimd_request *req, ssimd_error error, const char *message,
+                         const char *field);
+
 /* Whether ssimd_request_fail has been called. */
 int ssimd_request_failed(const struct ssimd_request *req);
 

@@ -161,19 +161,9 @@ static int content_type_is(const char *header, const char *type) {
 
 static int ssim_begin(struct ssimd_request *req) {
   struct ssimd_app *app = req->app;
-  /* A full queue answers before the body to a client that waits for a go-ahead (Expect:
-   * 100-continue), which can then retry elsewhere without uploading. Any other client is sending
-   * the body already: answering and closing under its upload would reset the connection, and
-   * the client might never read the answer, so the body is read and dropped first. */
-  if (!ssimd_scheduler_ready(app->scheduler)) {
-    const char *expect = ssimd_request_header(req, MHD_HTTP_HEADER_EXPECT);
-    if (expect != NULL && strcasecmp(expect, "100-continue") == 0) {
-      ssimd_request_send_error(req, SSIMD_ERROR_QUEUE_FULL, NULL, NULL);
-      return 1;
-    }
-    ssimd_request_fail(req, SSIMD_ERROR_QUEUE_FULL, NULL, NULL);
-    return 0;
-  }
+  /* A full queue: a client that waits for a go-ahead can retry elsewhere without uploading. */
+  if (!ssimd_scheduler_ready(app->scheduler))
+    return ssimd_request_refuse(req, SSIMD_ERROR_QUEUE_FULL, NULL, NULL);
   struct ssim_state *state = calloc(1, sizeof(*state));
   if (state == NULL) {
     ssimd_request_send_error(req, SSIMD_ERROR_ENGINE_UNAVAILABLE, "out of memory", NULL);
