@@ -99,14 +99,16 @@ class Engine:
             img2.data_ptr(), grad_map.data_ptr(), ptr(grad1), ptr(grad2)))
 
 
+# PyTorch's binding that gives the current CUDA stream as a raw handle, where this PyTorch has it.
+_RAW_STREAM = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+
+
 def current_stream_handle():
     """PyTorch's current CUDA stream as a raw handle, the way a compiled extension (fused-ssim)
     gets it in C++. torch.cuda.current_stream() builds a Python Stream object on each call, which
-    costs several microseconds that no compiled caller pays; the binding that builds the raw
-    handle directly is used where this PyTorch has it."""
-    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-    if raw is not None:
-        return raw(torch.cuda.current_device())
+    costs several microseconds that no compiled caller pays, so it is only the fallback."""
+    if _RAW_STREAM is not None:
+        return _RAW_STREAM(torch.cuda.current_device())
     return torch.cuda.current_stream().cuda_stream
 
 
