@@ -69,10 +69,13 @@ struct cuda_state {
   cudaEvent_t start;
   cudaEvent_t last;               /* the end of the last asynchronous call's work */
   bool async_pending;             /* that work may still run */
+  cudaStream_t async_stream;      /* the stream it was queued on */
   unsigned call_id;               /* the id of the last call (never 0) */
   buffer partials, results, flag; /* device */
-  buffer counters, plane_sums;    /* device: finalize's scratch; counters are zero between calls */
-  buffer results_host;            /* pinned: a word of the non-finite flag, then the results */
+  /* Device scratch of the scores (ssim_cuda_finish, ssim_cuda_finalize): counters, zero between
+   * calls, and the planes' sums. */
+  buffer counters, plane_sums;
+  buffer results_host; /* pinned: a word of the non-finite flag, then the results */
 };
 
 int cuda_fail(char *detail, const char *what, cudaError_t err) {
@@ -309,6 +312,16 @@ int run_call(cuda_state *st, const call &c, char *detail) {
       chunk = cap > 0 ? cap : 1;
   }
   const int used_slots = chunk < z.planes ? kSlots : 1;
+  /* A small inference call in one launch (ssim_cuda_finish_fits) writes the scores in that
+   * launch; otherwise (training, chunks, block means, larger calls) the finalize kernel runs
+   * after the forward launches. */
+#ifndef SSIM_CUDA_NO_FINISH /* a build-time switch for comparing the two ways */
+  const bool finish_in_kernel = forward_outputs && deriv_count == 0 && !want_blocks &&
+                                chunk >= z.planes &&
+                                ssim_cuda_finish_fits(z.planes, z.partials_per_plane);
+#else
+  const bool finish_in_kernel = false;
+#endif
 
   /* Reserve everything first: growing a buffer frees the old one, which waits for the device. The
    * results: a word for the non-finite flag, then scores, channel scores and block means. */
@@ -319,12 +332,13 @@ int run_call(cuda_state *st, const call &c, char *detail) {
       sizeof(double) + score_bytes + (size_t)(batch * z.blocks) * sizeof(float);
   if (forward_outputs) {
     const size_t counters_cap = st->counters.cap; /* grows, never shrinks: a new buffer */
+    const size_t counters = (size_t)batch;        /* a pair's (finalize), or the launch's first */
     if ((rc = buffer_reserve(&st->partials, partial_bytes, false, detail)) != 0 ||
         (rc = buffer_reserve(&st->results, result_bytes, false, detail)) != 0 ||
-        (rc = buffer_reserve(&st->counters, (size_t)batch * sizeof(unsigned), false, detail)) !=
-            0 ||
-        (rc = buffer_reserve(&st->plane_sums, (size_t)(batch * geo.channels) * sizeof(double),
-                             false, detail)) != 0)
+        (rc = buffer_reserve(&st->counters, counters * sizeof(unsigned long long), false,
+                             detail)) != 0 ||
+        (rc = buffer_reserve(&st->plane_sums, (size_t)z.planes * sizeof(double), false, detail)) !=
+            0)
       return rc;
     /* New counters start at zero, cleared on the stream of the call's work (a failing call
      * waits for that stream before it returns). */
@@ -368,16 +382,30 @@ int run_call(cuda_state *st, const call &c, char *detail) {
     st->call_id = 1;
   }
   cudaStream_t main_stream = c.async ? c.stream : st->slots[0].stream;
-  /* An asynchronous call's kernels may still run: this one reuses their buffers. (A synchronous
-   * call ends with its work done, and waits here for the asynchronous work before it.) */
-  if (c.async || st->async_pending) {
+  /* An asynchronous call's kernels may still run: this one reuses their buffers, so it waits
+   * for them, unless it is queued behind them on the same stream anyway. (A synchronous call
+   * ends with its work done.) */
+  const bool same_stream = c.async && main_stream == st->async_stream &&
+                           main_stream != cudaStreamPerThread; /* one handle, a stream a thread */
+  if (st->async_pending && !same_stream)
     CUDA_TRY("cudaStreamWaitEvent", cudaStreamWaitEvent(main_stream, st->last, 0));
-    st->async_pending = c.async;
-  }
+  st->async_pending = false;
   if (used_slots > 1) {
     CUDA_TRY("cudaEventRecord", cudaEventRecord(st->start, main_stream));
     CUDA_TRY("cudaStreamWaitEvent", cudaStreamWaitEvent(st->slots[1].stream, st->start, 0));
   }
+
+  /* The device results: a word for the flag's copy, then scores, channel scores, block means. */
+  unsigned *d_flag_copy = static_cast<unsigned *>(st->results.ptr);
+  double *d_scores = static_cast<double *>(st->results.ptr) + 1;
+  double *d_channels = d_scores + batch;
+  float *d_blocks = reinterpret_cast<float *>(d_channels + batch * geo.channels);
+  /* An asynchronous call's scores go straight to the caller's device buffers. */
+  double *scores_out = c.async ? c.out->scores : d_scores;
+  double *channels_out =
+      c.async && c.out->channel_scores != nullptr ? c.out->channel_scores : d_channels;
+  unsigned long long *counters = static_cast<unsigned long long *>(st->counters.ptr);
+  double *plane_sums = static_cast<double *>(st->plane_sums.ptr);
 
   const size_t in_plane_bytes = (size_t)z.img_px * z.esize;
   for (int64_t first = 0, k = 0; first < z.planes; first += chunk, k++) {
@@ -435,6 +463,10 @@ int run_call(cuda_state *st, const call &c, char *detail) {
     fa.partials = forward_outputs
                       ? static_cast<float *>(st->partials.ptr) + first * z.partials_per_plane
                       : nullptr;
+    fa.finish.scores = finish_in_kernel ? scores_out : nullptr;
+    fa.finish.channel_scores = channels_out;
+    fa.finish.flag_copy = c.async ? nullptr : d_flag_copy;
+    fa.finish.counters = counters;
     fa.deriv = deriv_count > 0 ? static_cast<float *>(s.deriv.ptr) : nullptr;
     fa.deriv_stride = n * z.map_px;
     fa.deriv_mode = deriv_mode;
@@ -487,29 +519,23 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   if (used_slots > 1)
     CUDA_TRY("cudaStreamWaitEvent", cudaStreamWaitEvent(main_stream, st->slots[1].done, 0));
   char *results_host = static_cast<char *>(st->results_host.ptr);
-  unsigned *d_flag_copy = static_cast<unsigned *>(st->results.ptr);
-  double *d_scores = static_cast<double *>(st->results.ptr) + 1;
-  double *d_channels = d_scores + batch;
-  float *d_blocks = reinterpret_cast<float *>(d_channels + batch * geo.channels);
-  if (c.async) {
-    /* Straight into the caller's device buffers; NaN scores tell of non-finite input. */
+  if (forward_outputs && !finish_in_kernel)
     CUDA_TRY("finalize kernel",
-             ssim_cuda_finalize(
-                 &geo, &layout, batch, static_cast<float *>(st->partials.ptr), c.out->scores,
-                 c.out->channel_scores != nullptr ? c.out->channel_scores : d_channels,
-                 c.out->block_means, flag, st->call_id, nullptr,
-                 static_cast<unsigned *>(st->counters.ptr),
-                 static_cast<double *>(st->plane_sums.ptr), main_stream));
+             ssim_cuda_finalize(&geo, &layout, batch, static_cast<float *>(st->partials.ptr),
+                                scores_out, channels_out,
+                                c.async       ? c.out->block_means
+                                : want_blocks ? d_blocks
+                                              : nullptr,
+                                flag, st->call_id, c.async ? nullptr : d_flag_copy, counters,
+                                plane_sums, main_stream));
+  if (c.async) {
+    /* NaN scores tell of non-finite input. */
     CUDA_TRY("cudaEventRecord", cudaEventRecord(st->last, main_stream));
     st->async_pending = true;
+    st->async_stream = main_stream;
     return 0;
   }
   if (forward_outputs) {
-    CUDA_TRY("finalize kernel",
-             ssim_cuda_finalize(&geo, &layout, batch, static_cast<float *>(st->partials.ptr),
-                                d_scores, d_channels, want_blocks ? d_blocks : nullptr, flag,
-                                st->call_id, d_flag_copy, static_cast<unsigned *>(st->counters.ptr),
-                                static_cast<double *>(st->plane_sums.ptr), main_stream));
     const size_t bytes = want_blocks ? result_bytes : sizeof(double) + score_bytes;
     CUDA_TRY("cudaMemcpyAsync", cudaMemcpyAsync(results_host, st->results.ptr, bytes,
                                                 cudaMemcpyDeviceToHost, main_stream));

@@ -56,11 +56,36 @@ enum ssim_cuda_deriv_mode {
   SSIM_CUDA_DERIV_BOTH = 3  /* planes: g dS/dmu1, g dS/ds11, g dS/ds12, g dS/dmu2 */
 };
 
+/*
+ * Scores written by an inference launch itself instead of by ssim_cuda_finalize afterwards
+ * (scores NULL: not). Only for a launch of every plane of a call, whose partials are written, and
+ * that ssim_cuda_finish_fits: scores double[pairs], channel_scores double[planes]; flag_copy
+ * (when not NULL) receives the non-finite flag's value at the end, and when that is the call's
+ * id every score and channel score is NaN. `counters` is a zero that every launch leaves so;
+ * launches that share it must not overlap. The bits are those of ssim_cuda_finalize.
+ */
+struct ssim_cuda_finish {
+  double *scores;
+  double *channel_scores;
+  unsigned *flag_copy;
+  unsigned long long *counters;
+};
+
+/* The launches that can finish themselves: the last block to finish reduces every plane, so
+ * small ones (the calls where a second kernel's launch and chain are a large share). */
+#define SSIM_CUDA_FINISH_MAX_PLANES 8
+#define SSIM_CUDA_FINISH_MAX_PARTIALS 32768
+inline bool ssim_cuda_finish_fits(int64_t planes, int64_t partials_per_plane) {
+  return planes <= SSIM_CUDA_FINISH_MAX_PLANES &&
+         planes * partials_per_plane <= SSIM_CUDA_FINISH_MAX_PARTIALS;
+}
+
 struct ssim_cuda_forward_args {
   const void *img1, *img2;
   int64_t planes;
   float *map;
   float *partials;
+  struct ssim_cuda_finish finish; /* inference only */
   float *deriv;
   int64_t deriv_stride;
   enum ssim_cuda_deriv_mode deriv_mode;
@@ -146,16 +171,17 @@ void ssim_cuda_infer_partials(const struct ssim_cuda_geometry *geo,
  * block means (float[pairs * blocks]; not written when NULL). Deterministic: a fixed summation
  * order. When *nonfinite holds `call`, every score and channel score is NaN instead. *flag_copy
  * (when not NULL) receives the flag's value, for the host to read with the results. Scratch in
- * device memory: `counters` (unsigned[pairs]) must hold zeros, and every call leaves them so
- * (a buffer that holds nothing else); `plane_sums` is double[pairs * channels]. Calls that share
- * scratch must not overlap.
+ * device memory: `counters` (unsigned long long[pairs]) must hold zeros, and every call leaves
+ * them so (a buffer that holds nothing else); `plane_sums` is double[pairs * channels]. Calls
+ * that share scratch must not overlap. The sums are added in the order of an in-kernel finish
+ * (ssim_cuda_finish), so both give the same bits.
  */
 cudaError_t ssim_cuda_finalize(const struct ssim_cuda_geometry *geo,
                                const struct ssim_cuda_partials *layout, int64_t pairs,
                                const float *partials, double *scores, double *channel_scores,
                                float *block_means, const unsigned *nonfinite, unsigned call,
-                               unsigned *flag_copy, unsigned *counters, double *plane_sums,
-                               cudaStream_t stream);
+                               unsigned *flag_copy, unsigned long long *counters,
+                               double *plane_sums, cudaStream_t stream);
 
 /*
  * Backward pass over `planes` planes: blurs the derivative planes written by a training forward

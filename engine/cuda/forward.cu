@@ -10,7 +10,7 @@
  * registers. What leaves the block is chosen per launch: the map, the two per-tile sums that give
  * the scores and block_means, and the derivative planes.
  */
-#include "cuda_tile.cuh"
+#include "scores.cuh"
 
 namespace ssim_cuda {
 namespace {
@@ -260,73 +260,31 @@ __global__ void __launch_bounds__(forward_config<TH>::threads, forward_config<TH
   }
 }
 
-constexpr int kFinalizeThreads = 256;
-
-/* Sum over the block in a fixed tree; every thread gets the result. */
-__device__ double block_sum(double v, double *s_red) {
-  s_red[threadIdx.x] = v;
-  __syncthreads();
-#pragma unroll
-  for (int half = kFinalizeThreads / 2; half > 0; half >>= 1) {
-    if (threadIdx.x < half)
-      s_red[threadIdx.x] += s_red[threadIdx.x + half];
-    __syncthreads();
-  }
-  const double total = s_red[0];
-  __syncthreads();
-  return total;
-}
+constexpr int kFinalizeThreads = kSumLanes;
 
 /*
  * One block per plane: the plane's sum, its channel score and its share of the pair's block
- * means. The last block of a pair to finish (a counter per pair, left at 0 again) adds the
- * planes' sums in channel order for the pair's score, so the result does not depend on which
- * block finishes when.
+ * means; the pair's score comes from the last of its planes (score_plane).
  */
 __global__ void __launch_bounds__(kFinalizeThreads)
     finalize_kernel(const ssim_cuda_geometry geo, const ssim_cuda_partials layout,
                     const float *__restrict__ partials, double *__restrict__ scores,
                     double *__restrict__ channel_scores, float *__restrict__ block_means,
                     const unsigned *nonfinite, unsigned call, unsigned *flag_copy,
-                    unsigned *counters, double *plane_sums) {
-  __shared__ double s_red[kFinalizeThreads];
+                    unsigned long long *counters, double *plane_sums) {
+  __shared__ double s_red[kScoresSharedBytes / sizeof(double)];
   const int channels = geo.channels;
   const int64_t pair = blockIdx.x / channels;
   const int c = (int)(blockIdx.x - pair * channels);
   /* A NaN or infinite input makes the call's scores NaN (the caller that waits for them reports
    * the error instead). */
   const bool bad = *nonfinite == call;
-  const double poison = bad ? __longlong_as_double(0x7ff8000000000000LL) : 0.0;
   if (flag_copy != nullptr && blockIdx.x == 0 && threadIdx.x == 0)
     *flag_copy = *nonfinite;
   const int64_t per_plane = layout.piece_rows * layout.pitch;
-  const int64_t map_px = geo.map_h * geo.map_w;
   const float *pair_partials = partials + pair * channels * per_plane;
-  const float *p = pair_partials + c * per_plane;
-  double s = 0.0;
-  for (int64_t i = threadIdx.x; i < per_plane; i += kFinalizeThreads)
-    s += p[i];
-  s = block_sum(s, s_red);
-  if (threadIdx.x == 0) {
-    channel_scores[blockIdx.x] = bad ? poison : s / (double)map_px;
-    double total = s;
-    bool last = true;
-    if (channels > 1) {
-      plane_sums[blockIdx.x] = s;
-      __threadfence(); /* the sum is visible before the count says so */
-      last = atomicAdd(&counters[pair], 1u) == (unsigned)channels - 1;
-      if (last) {
-        __threadfence();
-        const volatile double *sums = plane_sums + pair * channels;
-        total = 0.0;
-        for (int k = 0; k < channels; k++)
-          total += sums[k];
-        counters[pair] = 0;
-      }
-    }
-    if (last)
-      scores[pair] = bad ? poison : total / ((double)map_px * channels);
-  }
+  const double s = ordered_sum(pair_partials + c * per_plane, per_plane, s_red);
+  score_plane(geo, blockIdx.x, s, scores, channel_scores, plane_sums, counters, bad, s_red);
   if (block_means == nullptr)
     return;
 
@@ -441,7 +399,8 @@ cudaError_t ssim_cuda_finalize(const ssim_cuda_geometry *geo, const ssim_cuda_pa
                                int64_t pairs, const float *partials, double *scores,
                                double *channel_scores, float *block_means,
                                const unsigned *nonfinite, unsigned call, unsigned *flag_copy,
-                               unsigned *counters, double *plane_sums, cudaStream_t stream) {
+                               unsigned long long *counters, double *plane_sums,
+                               cudaStream_t stream) {
   const int64_t blocks = pairs * geo->channels;
   if (blocks > INT32_MAX)
     return cudaErrorInvalidConfiguration;

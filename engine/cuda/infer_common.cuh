@@ -13,7 +13,7 @@
 #ifndef SSIM_CUDA_INFER_COMMON_CUH
 #define SSIM_CUDA_INFER_COMMON_CUH
 
-#include "cuda_tile.cuh"
+#include "scores.cuh"
 
 namespace ssim_cuda {
 
@@ -76,6 +76,15 @@ inline strip_plan make_strip_plan(const ssim_cuda_geometry &geo, int64_t planes,
   plan.units = planes * plan.strips * plan.block_rows;
   plan.partial_pitch = 2 * div_up(geo.map_w, kTileW);
   return plan;
+}
+
+/* The in-kernel finish (args.finish) of a block that has walked its run, with its partial sums
+ * and the non-finite flag written; `shared` is kFinishSharedBytes of shared memory. */
+__device__ __forceinline__ void finish_run(const ssim_cuda_geometry &geo,
+                                           const ssim_cuda_forward_args &args,
+                                           const strip_plan &plan, double *shared) {
+  const kernel_finisher finisher{geo, args, plan.block_rows * plan.partial_pitch, shared};
+  finisher.block_done();
 }
 
 /*

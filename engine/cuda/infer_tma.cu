@@ -426,6 +426,10 @@ __global__ void __launch_bounds__(tma_config<T, SW, E0>::threads, tma_config<T, 
   });
   if (!(blk.check == 0.0f))
     *args.nonfinite = args.call;
+  /* The blurred rows' two buffers are free after the walks (finish_run starts with a barrier). */
+  static_assert(2 * cfg::h_floats * sizeof(float) >= kFinishSharedBytes, "room for the finish");
+  if (args.finish.scores != nullptr)
+    finish_run(geo, args, plan, reinterpret_cast<double *>(blk.hbuf));
 #endif
 }
 

@@ -182,6 +182,44 @@ static void check_same(const struct device_batch *d) {
   th_free(map);
 }
 
+/* The calls that want scores alone (with or without channel scores), which the inference launch
+ * finishes itself, give the bits of the call that also wants block means and the map (finished
+ * by a kernel of its own): asynchronously on `stream`, and through ssim_compute. */
+static void check_scores_alone(ssim_engine_t *engine, const struct device_batch *d,
+                               cudaStream_t stream) {
+  for (int with_channels = 0; with_channels < 2; with_channels++) {
+    double *scores = device_alloc(d->pairs * sizeof(double));
+    double *channels = with_channels ? device_alloc(d->planes * sizeof(double)) : NULL;
+    struct ssim_outputs out = {scores, channels, NULL, NULL, NULL, NULL};
+    check_call(engine, ssim_compute_async(engine, &d->in, &out, stream), "ssim_compute_async");
+    check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    double *got = host_copy(scores, d->pairs * sizeof(double));
+    th_check_same_bits("async scores alone", got, d->scores, d->pairs * sizeof(double));
+    th_free(got);
+    if (channels != NULL) {
+      got = host_copy(channels, d->planes * sizeof(double));
+      th_check_same_bits("async channel scores", got, d->channels, d->planes * sizeof(double));
+      th_free(got);
+    }
+    (void)cudaFree(scores);
+    (void)cudaFree(channels);
+
+    struct ssim_outputs host = {th_doubles_poisoned(d->pairs),
+                                with_channels ? th_doubles_poisoned(d->planes) : NULL,
+                                NULL,
+                                NULL,
+                                NULL,
+                                NULL};
+    check_call(engine, ssim_compute(engine, &d->in, &host), "ssim_compute");
+    th_check_same_bits("scores alone", host.scores, d->scores, d->pairs * sizeof(double));
+    if (host.channel_scores != NULL)
+      th_check_same_bits("channel scores", host.channel_scores, d->channels,
+                         d->planes * sizeof(double));
+    th_free(host.scores);
+    th_free(host.channel_scores);
+  }
+}
+
 /* A CUDA engine for the case, and the case's random generator; skips where there is no device. */
 static ssim_engine_t *open_cuda(const struct th_ctx *ctx, struct th_rng *rng) {
   if (ctx->backend == NULL || strcmp(ctx->backend, "cuda") != 0)
@@ -212,6 +250,7 @@ static void test_same_as_compute(void **state) {
   check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
   check_same(&d);
 
+  check_scores_alone(engine, &d, stream);
   check_cuda(cudaStreamDestroy(stream), "cudaStreamDestroy");
   device_batch_free(&d);
   th_engine_close(engine);
@@ -243,8 +282,19 @@ static void test_calls_in_order(void **state) {
   th_engine_close(engine);
 }
 
-/* NaN in one float pixel: every score of the asynchronous call is NaN, ssim_compute fails with
- * SSIM_ENONFINITE, and the next clean call is not affected. */
+/* Every score and channel score of an asynchronous call is NaN. */
+static void check_all_nan(const double *device_scores, size_t n, const char *what) {
+  double *scores = host_copy(device_scores, n * sizeof(double));
+  for (size_t i = 0; i < n; i++)
+    if (!isnan(scores[i]))
+      fail_msg("%s %zu of a call with NaN input is %.9g, not NaN", what, i, scores[i]);
+  th_free(scores);
+}
+
+/* NaN in one float pixel of the last pair: every score and channel score of the asynchronous
+ * call is NaN, with or without the outputs that make it finish in a kernel of its own (those of
+ * the other pairs too), ssim_compute fails with SSIM_ENONFINITE, and the next clean call is not
+ * affected. */
 static void test_nonfinite(void **state) {
   const struct th_ctx *ctx = *state;
   const struct stream_case *c = ctx->param;
@@ -255,16 +305,19 @@ static void test_nonfinite(void **state) {
   const size_t elements = th_elements(&d.in.shape);
   float *bad = th_alloc(elements * sizeof(float));
   memcpy(bad, d.host_img2, elements * sizeof(float));
-  bad[elements / 2] = NAN;
+  bad[elements - 1 - elements / (2 * d.planes)] = NAN;
   struct ssim_inputs bad_in = d.in;
   bad_in.img2 = device_copy(bad, elements * sizeof(float));
 
   check_call(engine, ssim_compute_async(engine, &bad_in, &d.out, NULL), "ssim_compute_async");
-  double *scores = host_copy(d.out.scores, d.pairs * sizeof(double));
-  for (size_t i = 0; i < d.pairs; i++)
-    if (!isnan(scores[i]))
-      fail_msg("score %zu of a call with NaN input is %.9g, not NaN", i, scores[i]);
-  th_free(scores);
+  check_all_nan(d.out.scores, d.pairs, "score");
+  check_all_nan(d.out.channel_scores, d.planes, "channel score");
+  struct ssim_outputs alone = {d.out.scores, d.out.channel_scores, NULL, NULL, NULL, NULL};
+  check_cuda(cudaMemset(d.out.scores, 0, d.pairs * sizeof(double)), "cudaMemset");
+  check_cuda(cudaMemset(d.out.channel_scores, 0, d.planes * sizeof(double)), "cudaMemset");
+  check_call(engine, ssim_compute_async(engine, &bad_in, &alone, NULL), "ssim_compute_async");
+  check_all_nan(d.out.scores, d.pairs, "score");
+  check_all_nan(d.out.channel_scores, d.planes, "channel score");
 
   double *host_scores = th_doubles_poisoned(d.pairs);
   struct ssim_outputs host_out = {host_scores, NULL, NULL, NULL, NULL, NULL};
@@ -287,6 +340,7 @@ static const struct stream_case params[] = {
     {3, 1, 130, 201, SSIM_DTYPE_U16, SSIM_PADDING_SAME},
     {2, 3, 96, 256, SSIM_DTYPE_F32, SSIM_PADDING_SAME},
     {1, 2, 517, 389, SSIM_DTYPE_F32, SSIM_PADDING_VALID},
+    {4, 3, 40, 70, SSIM_DTYPE_U8, SSIM_PADDING_SAME}, /* more planes than a launch finishes */
 };
 #define PARAM_COUNT (sizeof(params) / sizeof(params[0]))
 static const struct stream_case float_case = {2, 3, 67, 140, SSIM_DTYPE_F32, SSIM_PADDING_SAME};

@@ -1,0 +1,263 @@
+/*
+ * scores.cuh: how the sums of the map's 32 x 32 blocks become scores. Internal to engine/cuda.
+ *
+ * Two places do it, with the same code so that they give the same bits:
+ *   - forward.cu's finalize kernel, one block per plane, after the forward launches;
+ *   - the inference kernels themselves, when one launch covers a whole call and no block means
+ *     are asked for (ssim_cuda_finish): the block that completes a plane's last unit sums that
+ *     plane, and the last block of the launch to finish settles the non-finite rule. This saves
+ *     a launch and the finalize kernel's run, the fixed cost that dominates small calls.
+ *
+ * The order of every sum is fixed: a plane's entries are added by 256 lanes (kSumLanes) in
+ * strides, whatever the block size, then in a fixed tree; a pair's planes in channel order.
+ */
+#ifndef SSIM_CUDA_SCORES_CUH
+#define SSIM_CUDA_SCORES_CUH
+
+#include <cuda/atomic>
+
+#include "cuda_tile.cuh"
+
+namespace ssim_cuda {
+
+constexpr int kSumLanes = 256; /* the order of a plane's sum, not a block size */
+
+/* Entries a lane loads ahead of adding them: the adds stay in order, the loads overlap. */
+constexpr int kSumBatch = 8;
+
+/* One warp (`lane` its lane): the tree of 256 lane sums r[0 .. 255], which adds lane l + half
+ * to lane l for half = 128, 64, ..., 1. Lane l first adds the eight lanes that end in lane l
+ * after the levels 128, 64 and 32, in the tree's order, then the levels 16 .. 1 are shuffles.
+ * Every lane gets the total. */
+__device__ inline double tree_sum(const double *r, int lane) {
+  static_assert(kSumLanes == 256, "the first three levels of the tree are written out");
+  const int l = lane;
+  double v = ((r[l] + r[l + 128]) + (r[l + 64] + r[l + 192])) +
+             ((r[l + 32] + r[l + 160]) + (r[l + 96] + r[l + 224]));
+#pragma unroll
+  for (int half = 16; half > 0; half >>= 1)
+    v += __shfl_down_sync(0xffffffffu, v, half);
+  return __shfl_sync(0xffffffffu, v, 0);
+}
+
+/*
+ * The sum of p[0 .. n - 1] in the fixed order above; every thread of the block gets it. All
+ * threads call it; s_red is kSumLanes doubles of shared memory, free before and after. Entries
+ * written by other blocks of the same launch are read from L2 (ld.cg): L1 is not coherent.
+ *
+ * Warp 0 adds the 256 lane sums (tree_sum).
+ */
+__device__ inline double ordered_sum(const float *p, int64_t n, double *s_red) {
+  for (int lane = threadIdx.x; lane < kSumLanes; lane += blockDim.x) {
+    double s = 0.0;
+    int64_t i = lane;
+    for (; i + (kSumBatch - 1) * kSumLanes < n; i += kSumBatch * kSumLanes) {
+      float v[kSumBatch];
+#pragma unroll
+      for (int k = 0; k < kSumBatch; k++)
+        v[k] = __ldcg(p + i + k * kSumLanes);
+#pragma unroll
+      for (int k = 0; k < kSumBatch; k++)
+        s += v[k];
+    }
+    for (; i < n; i += kSumLanes)
+      s += __ldcg(p + i);
+    s_red[lane] = s;
+  }
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    const double v = tree_sum(s_red, threadIdx.x);
+    __syncwarp();
+    if (threadIdx.x == 0)
+      s_red[0] = v;
+  }
+  __syncthreads();
+  const double total = s_red[0];
+  __syncthreads();
+  return total;
+}
+
+/* Shared memory of the block-wide steps below: ordered_sum's lanes and a word. */
+constexpr size_t kScoresSharedBytes = (kSumLanes + 1) * sizeof(double);
+/* Those of an in-kernel finish (kernel_finisher): the lane sums of its planes and a word. */
+constexpr size_t kFinishSharedBytes =
+    (SSIM_CUDA_FINISH_MAX_PLANES * kSumLanes + 1) * sizeof(double);
+constexpr int kFinishMaxPlanes = SSIM_CUDA_FINISH_MAX_PLANES;
+
+/*
+ * Returns in every thread whether thread 0's increment of *counter by `add` made it reach
+ * `target`: the block that completes a count does the work that waits for it. Each thread's
+ * writes before the call are visible to that block. `word` is a shared int, free.
+ */
+__device__ inline bool completes(unsigned long long *counter, unsigned long long add,
+                                 unsigned long long target, volatile int *word) {
+  __threadfence(); /* this block's writes (any of its threads) before its count */
+  __syncthreads();
+  if (threadIdx.x == 0)
+    *word = atomicAdd(counter, add) + add == target;
+  __syncthreads();
+  const bool last = *word != 0;
+  __syncthreads(); /* the word is free again */
+  if (last)
+    __threadfence(); /* the other blocks' writes, after their counts */
+  return last;
+}
+
+/*
+ * Every thread of the block, with a plane's sum `s`: the plane's channel score and, through the
+ * pair's counter (in `pair_counters`, zero before and left so), the pair's score from the last of
+ * its planes to get there, the planes' sums added in channel order. Both are NaN when `bad`.
+ * (Block-wide rather than one thread's work: a division or call in one thread's branch makes the
+ * compiler guard every warp shuffle of the kernel against divergence.)
+ */
+__device__ inline void score_plane(const ssim_cuda_geometry &geo, int64_t plane, double s,
+                                   double *scores, double *channel_scores, double *plane_sums,
+                                   unsigned long long *pair_counters, bool bad, double *shared) {
+  const double poison = __longlong_as_double(0x7ff8000000000000LL);
+  const int channels = geo.channels;
+  const int64_t pair = plane / channels;
+  const double map_px = (double)(geo.map_h * geo.map_w);
+  const double channel_score = s / map_px;
+  if (threadIdx.x == 0)
+    channel_scores[plane] = bad ? poison : channel_score;
+  double total = s;
+  if (channels > 1) {
+    if (threadIdx.x == 0)
+      plane_sums[plane] = s;
+    if (!completes(&pair_counters[pair], 1ull, (unsigned long long)channels,
+                   reinterpret_cast<volatile int *>(shared)))
+      return;
+    const volatile double *sums = plane_sums + pair * channels;
+    total = 0.0;
+    for (int k = 0; k < channels; k++)
+      total += sums[k];
+  }
+  const double score = total / (map_px * channels);
+  if (threadIdx.x == 0) {
+    scores[pair] = bad ? poison : score;
+    if (channels > 1)
+      pair_counters[pair] = 0;
+  }
+}
+
+/*
+ * The in-kernel finish of an inference launch (args.finish.scores set; see
+ * ssim_cuda_finish_fits for the launches it serves). Every block, once it has walked its run
+ * and written its partial sums and the non-finite flag, counts itself done; the last one sums
+ * every plane of the launch and writes the scores. A chain of one atomic and a few batches of
+ * loads: the finalize kernel's launch and its own chain of atomics cost more on small calls.
+ *
+ * The sums are ordered_sum's, computed the other way round: first every lane sum of every plane
+ * with the loads of a thread's lanes overlapped, then a warp per plane adds the plane's 256
+ * lane sums in ordered_sum's tree.
+ */
+struct kernel_finisher {
+  const ssim_cuda_geometry &geo;
+  const ssim_cuda_forward_args &args;
+  int64_t per_plane; /* partial sums of a plane */
+  double *shared;    /* kFinishSharedBytes of shared memory, free after the walks */
+
+  /* Lane sums a thread computes together, and entries of each it loads at once: 64 loads in
+   * flight a thread, so that the 24480 entries of a 4K pair's three planes take two rounds. */
+  static constexpr int kLanesAtOnce = 4;
+  static constexpr int kLaneBatch = 16;
+
+  __device__ void block_done() const {
+    const ssim_cuda_finish &f = args.finish;
+    volatile int *word = reinterpret_cast<volatile int *>(shared + kFinishMaxPlanes * kSumLanes);
+    __syncthreads(); /* the block's partial sums and flag are written */
+    if (threadIdx.x == 0) {
+      /* Release: this block's writes go before its count; acquire: the last block sees all. */
+      cuda::atomic_ref<unsigned long long, cuda::thread_scope_device> done(*f.counters);
+      *word = done.fetch_add(1ull, cuda::memory_order_acq_rel) + 1 == gridDim.x;
+    }
+    __syncthreads();
+    if (*word == 0)
+      return;
+    lane_sums();
+    __syncthreads();
+    plane_sums();
+    __syncthreads();
+    pair_scores();
+  }
+
+  /* shared[plane * kSumLanes + lane]: the sum of entries lane, lane + 256, ... of the plane, in
+   * that order. (Lanes past the entries add zeros: a sum that starts at +0 never becomes -0, so
+   * adding +0 changes nothing.) */
+  __device__ void lane_sums() const {
+    const int total = (int)args.planes * kSumLanes;
+    for (int v0 = threadIdx.x; v0 < total; v0 += kLanesAtOnce * blockDim.x) {
+      double s[kLanesAtOnce] = {};
+      for (int64_t k = 0; k * kSumLanes < per_plane; k += kLaneBatch) {
+        float v[kLanesAtOnce][kLaneBatch];
+#pragma unroll
+        for (int j = 0; j < kLanesAtOnce; j++) {
+          const int lane_id = v0 + j * (int)blockDim.x;
+          const int plane = lane_id / kSumLanes, lane = lane_id % kSumLanes;
+#pragma unroll
+          for (int b = 0; b < kLaneBatch; b++) {
+            const int64_t i = lane + (k + b) * kSumLanes;
+            v[j][b] = lane_id < total && i < per_plane
+                          ? __ldcg(args.partials + plane * per_plane + i)
+                          : 0.0f;
+          }
+        }
+#pragma unroll
+        for (int j = 0; j < kLanesAtOnce; j++)
+#pragma unroll
+          for (int b = 0; b < kLaneBatch; b++)
+            s[j] += v[j][b];
+      }
+#pragma unroll
+      for (int j = 0; j < kLanesAtOnce; j++)
+        if (v0 + j * (int)blockDim.x < total)
+          shared[v0 + j * blockDim.x] = s[j];
+    }
+  }
+
+  /* A warp per plane: its sum (kept in its first lane sum) and its channel score. */
+  __device__ void plane_sums() const {
+    const int lane = threadIdx.x % 32;
+    const double map_px = (double)(geo.map_h * geo.map_w);
+    for (int plane = threadIdx.x / 32; plane < args.planes; plane += blockDim.x / 32) {
+      double *r = shared + plane * kSumLanes;
+      const double sum = tree_sum(r, lane);
+      const double channel_score = sum / map_px;
+      __syncwarp();
+      if (lane == 0) {
+        r[0] = sum;
+        args.finish.channel_scores[plane] = channel_score;
+      }
+    }
+  }
+
+  /* The pairs' scores from their planes' sums in channel order (as score_plane adds them), or
+   * NaN everywhere when the flag holds this call's id. */
+  __device__ void pair_scores() const {
+    const ssim_cuda_finish &f = args.finish;
+    const int channels = geo.channels;
+    const int64_t pairs = args.planes / channels;
+    const double map_px = (double)(geo.map_h * geo.map_w);
+    const unsigned flag = *reinterpret_cast<volatile unsigned *>(args.nonfinite);
+    const bool bad = flag == args.call;
+    const double poison = __longlong_as_double(0x7ff8000000000000LL);
+    for (int64_t pair = threadIdx.x; pair < pairs; pair += blockDim.x) {
+      double total = 0.0;
+      for (int k = 0; k < channels; k++)
+        total += shared[(pair * channels + k) * kSumLanes];
+      const double score = total / (map_px * channels);
+      f.scores[pair] = bad ? poison : score;
+      for (int k = 0; k < channels && bad; k++)
+        f.channel_scores[pair * channels + k] = poison;
+    }
+    if (threadIdx.x == 0) {
+      *f.counters = 0;
+      if (f.flag_copy != nullptr)
+        *f.flag_copy = flag;
+    }
+  }
+};
+
+} // namespace ssim_cuda
+
+#endif
