@@ -3,10 +3,10 @@
  *
  * Two places do it, with the same code so that they give the same bits:
  *   - forward.cu's finalize kernel, one block per plane, after the forward launches;
- *   - the inference kernels themselves, when one launch covers a whole call and no block means
- *     are asked for (ssim_cuda_finish): the block that completes a plane's last unit sums that
- *     plane, and the last block of the launch to finish settles the non-finite rule. This saves
- *     a launch and the finalize kernel's run, the fixed cost that dominates small calls.
+ *   - the inference kernels themselves, when one small launch covers a whole call and no block
+ *     means are asked for (ssim_cuda_finish, ssim_cuda_finish_fits): the last block of the
+ *     launch to finish sums every plane and writes the scores. This saves the finalize kernel's
+ *     launch, part of the fixed cost that dominates small calls.
  *
  * The order of every sum is fixed: a plane's entries are added by 256 lanes (kSumLanes) in
  * strides, whatever the block size, then in a fixed tree; a pair's planes in channel order.
