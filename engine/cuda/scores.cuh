@@ -157,10 +157,12 @@ struct kernel_finisher {
   int64_t per_plane; /* partial sums of a plane */
   double *shared;    /* kFinishSharedBytes of shared memory, free after the walks */
 
-  /* Lane sums a thread computes together, and entries of each it loads at once: 64 loads in
-   * flight a thread, so that the 24480 entries of a 4K pair's three planes take two rounds. */
-  static constexpr int kLanesAtOnce = 4;
-  static constexpr int kLaneBatch = 16;
+  /* Lane sums a thread computes together, and entries of each it loads at once: 16 loads in
+   * flight a thread. The finish runs once a launch, so its instructions are fetched cold, and
+   * short code pays: on an H200 the 1080p pair's kernel measured about 1 us shorter with these
+   * than with 4 lanes of 16 entries (the 4K pair's the same). */
+  static constexpr int kLanesAtOnce = 2;
+  static constexpr int kLaneBatch = 8;
 
   __device__ void block_done() const {
     const ssim_cuda_finish &f = args.finish;
@@ -182,25 +184,34 @@ struct kernel_finisher {
   }
 
   /* shared[plane * kSumLanes + lane]: the sum of entries lane, lane + 256, ... of the plane, in
-   * that order. (Lanes past the entries add zeros: a sum that starts at +0 never becomes -0, so
-   * adding +0 changes nothing.) */
+   * that order. (A batch past a lane's last entry adds zeros: a sum that starts at +0 never
+   * becomes -0, so adding +0 changes nothing.) One compare and one load an entry: the block's
+   * single SM issues every instruction of this, so the index arithmetic is kept out of the
+   * loop. */
   __device__ void lane_sums() const {
     const int total = (int)args.planes * kSumLanes;
     for (int v0 = threadIdx.x; v0 < total; v0 += kLanesAtOnce * blockDim.x) {
+      const float *first[kLanesAtOnce]; /* a lane's first entry */
+      int count[kLanesAtOnce];          /* and how many it has */
+      int most = 0;
+#pragma unroll
+      for (int j = 0; j < kLanesAtOnce; j++) {
+        const int id = v0 + j * (int)blockDim.x;
+        const int64_t plane = id / kSumLanes, lane = id % kSumLanes;
+        first[j] = args.partials + plane * per_plane + lane;
+        count[j] =
+            id < total && lane < per_plane ? (int)((per_plane - 1 - lane) / kSumLanes) + 1 : 0;
+        most = max(most, count[j]);
+      }
       double s[kLanesAtOnce] = {};
-      for (int64_t k = 0; k * kSumLanes < per_plane; k += kLaneBatch) {
+      for (int k = 0; k < most; k += kLaneBatch) {
         float v[kLanesAtOnce][kLaneBatch];
 #pragma unroll
         for (int j = 0; j < kLanesAtOnce; j++) {
-          const int lane_id = v0 + j * (int)blockDim.x;
-          const int plane = lane_id / kSumLanes, lane = lane_id % kSumLanes;
+          const float *p = first[j] + (int64_t)k * kSumLanes;
 #pragma unroll
-          for (int b = 0; b < kLaneBatch; b++) {
-            const int64_t i = lane + (k + b) * kSumLanes;
-            v[j][b] = lane_id < total && i < per_plane
-                          ? __ldcg(args.partials + plane * per_plane + i)
-                          : 0.0f;
-          }
+          for (int b = 0; b < kLaneBatch; b++)
+            v[j][b] = k + b < count[j] ? __ldcg(p + b * kSumLanes) : 0.0f;
         }
 #pragma unroll
         for (int j = 0; j < kLanesAtOnce; j++)
