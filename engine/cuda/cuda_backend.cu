@@ -14,7 +14,7 @@
  * produced device inputs on other streams must be complete before it. ssim_compute_async runs
  * the same kernels on the caller's stream instead, with every output in device memory, and
  * returns without waiting; each call waits for the engine's previous one on the device (an
- * event), since they share the buffers below.
+ * event), since they share the buffers below, unless both are queued on the same stream.
  *
  * Every buffer grows to the largest call seen and is never shrunk, so steady traffic allocates
  * nothing (and growing one frees the old buffer, which waits for the device to be idle). Every

@@ -82,7 +82,6 @@ constexpr size_t kScoresSharedBytes = (kSumLanes + 1) * sizeof(double);
 /* Those of an in-kernel finish (kernel_finisher): the lane sums of its planes and a word. */
 constexpr size_t kFinishSharedBytes =
     (SSIM_CUDA_FINISH_MAX_PLANES * kSumLanes + 1) * sizeof(double);
-constexpr int kFinishMaxPlanes = SSIM_CUDA_FINISH_MAX_PLANES;
 
 /*
  * Returns in every thread whether thread 0's increment of *counter by `add` made it reach
@@ -166,7 +165,8 @@ struct kernel_finisher {
 
   __device__ void block_done() const {
     const ssim_cuda_finish &f = args.finish;
-    volatile int *word = reinterpret_cast<volatile int *>(shared + kFinishMaxPlanes * kSumLanes);
+    volatile int *word =
+        reinterpret_cast<volatile int *>(shared + SSIM_CUDA_FINISH_MAX_PLANES * kSumLanes);
     __syncthreads(); /* the block's partial sums and flag are written */
     if (threadIdx.x == 0) {
       /* Release: this block's writes go before its count; acquire: the last block sees all. */
