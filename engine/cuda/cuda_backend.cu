@@ -336,7 +336,10 @@ int run_call(cuda_state *st, const call &c, char *detail) {
     if ((rc = buffer_reserve(&st->partials, partial_bytes, false, detail)) != 0 ||
         (rc = buffer_reserve(&st->results, result_bytes, false, detail)) != 0 ||
         (rc = buffer_reserve(&st->counters, counters * sizeof(unsigned long long), false,
-                             detail)) != 0 ||
+                             detail)) != 0)
+      return rc;
+    /* The finalize kernel's: a pair's planes' sums, for the last of them to add. */
+    if (!finish_in_kernel &&
         (rc = buffer_reserve(&st->plane_sums, (size_t)z.planes * sizeof(double), false, detail)) !=
             0)
       return rc;

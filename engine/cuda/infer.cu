@@ -435,7 +435,7 @@ cudaError_t launch_infer(const ssim_cuda_geometry &geo, const ssim_cuda_forward_
                          int resident, cudaStream_t stream) {
   using cfg = strip_config<T, SW>;
   const strip_plan plan = make_strip_plan(geo, args.planes, SW);
-  const int64_t blocks = min((int64_t)resident, plan.units);
+  const int64_t blocks = launch_blocks(plan, resident);
   /* 16-byte copies need rows of whole 16-byte chunks and aligned images. */
   const bool vec = (geo.width * (int64_t)sizeof(T)) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(args.img1) % 16 == 0 &&

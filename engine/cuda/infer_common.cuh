@@ -78,6 +78,18 @@ inline strip_plan make_strip_plan(const ssim_cuda_geometry &geo, int64_t planes,
   return plan;
 }
 
+/* The grid of a launch on at most `resident` blocks, each walking an equal run of the units
+ * (for_each_walk). Where one block a strip makes no run longer, the grid is one block a strip:
+ * every walk is then a whole strip, where a strip split between two blocks fills the sliding
+ * window twice (10 input rows of both passes each time). That is the case of many small planes,
+ * such as 192 planes of 256 x 256 in 128-column strips: 384 strips of 8 units, 396 blocks. */
+inline int64_t launch_blocks(const strip_plan &plan, int resident) {
+  const int64_t strips = plan.units / plan.block_rows; /* of all planes */
+  if (strips <= resident && plan.block_rows == div_up(plan.units, resident))
+    return strips;
+  return min((int64_t)resident, plan.units);
+}
+
 /* The in-kernel finish (args.finish) of a block that has walked its run, with its partial sums
  * and the non-finite flag written; `shared` is kFinishSharedBytes of shared memory. */
 __device__ __forceinline__ void finish_run(const ssim_cuda_geometry &geo,

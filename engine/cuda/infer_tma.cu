@@ -55,13 +55,36 @@ namespace {
 
 /* Outputs per horizontal work item: its item_w + 10 input pixels are converted once for item_w
  * outputs. 6 where that divides the strip (192 columns: 32 items a row, so a step's 11 rows are
- * whole warps of items), else 4. Overridable at build time for tuning. */
+ * whole warps of items), else 4. Overridable at build time for tuning, for every width
+ * (SSIM_CUDA_FORCE_ITEM_W) or one (SSIM_CUDA_ITEM_W_64, _128, _192). */
 template <int SW> constexpr int item_width() {
+#if defined(SSIM_CUDA_ITEM_W_64)
+  if (SW == 64)
+    return SSIM_CUDA_ITEM_W_64;
+#endif
+#if defined(SSIM_CUDA_ITEM_W_128)
+  if (SW == 128)
+    return SSIM_CUDA_ITEM_W_128;
+#endif
+#if defined(SSIM_CUDA_ITEM_W_192)
+  if (SW == 192)
+    return SSIM_CUDA_ITEM_W_192;
+#endif
 #ifdef SSIM_CUDA_FORCE_ITEM_W
   return SSIM_CUDA_FORCE_ITEM_W;
 #else
   return SW % 6 == 0 ? 6 : 4;
 #endif
+}
+
+/* The blurred rows hold one float4 per output, and an item stores its outputs one float4 apart:
+ * the 8 threads of a quarter warp store item_w float4s apart, which for most widths hits the
+ * same banks several times. One float4 of padding after every `pad_period` of them spreads those
+ * stores over all banks (checked for every width and strip: conflict-free stores, and the
+ * vertical pass's reads of consecutive columns at most 2 ways; 0: no padding, for 6-output items,
+ * whose stores are at most 2 ways). */
+constexpr int pad_period(int item_w) {
+  return item_w == 6 ? 0 : item_w < 8 ? 8 : item_w;
 }
 
 /* The layout of one kernel: T the pixels' type, SW the strip width, E0 where an item's first
@@ -87,14 +110,12 @@ template <typename T, int SW, int E0> struct tma_config {
       (chunk - 4 + skip + SW - item_w + vec * vecs + chunk - 1) / chunk * chunk;
   static constexpr unsigned box_bytes = box_w * kBatch * sizeof(T);
   static constexpr int stage_bytes = (box_bytes + 127) / 128 * 128; /* 128-byte aligned boxes */
-  /* Blurred rows: the four statistics of an output in one float4. An item stores its outputs
-   * one float4 apart, so with 4-output items the threads of a quarter warp would hit the same
-   * banks four at a time: there one float4 of padding follows every 8 (h_index). */
-  static constexpr bool h_pad = item_w == 4;
-  static constexpr int h_pitch = SW + (h_pad ? SW / 8 : 0); /* float4s per row */
-  static constexpr int h_floats = 4 * kBatch * h_pitch;     /* one buffer */
+  /* Blurred rows: the four statistics of an output in one float4, padded (pad_period). */
+  static constexpr int pad = pad_period(item_w);
+  static constexpr int h_pitch = SW + (pad > 0 ? SW / pad : 0); /* float4s per row */
+  static constexpr int h_floats = 4 * kBatch * h_pitch;         /* one buffer */
   __host__ __device__ static constexpr int h_index(int k, int col) {
-    return k * h_pitch + col + (h_pad ? col / 8 : 0);
+    return k * h_pitch + col + (pad > 0 ? col / pad : 0);
   }
   /* Two buffers of two images' boxes, two of blurred rows, two barriers, alignment slack. */
   static constexpr size_t smem =
@@ -467,7 +488,7 @@ cudaError_t launch_tma(const ssim_cuda_geometry &geo, const ssim_cuda_forward_ar
                     args.planes))
     return cudaSuccess; /* not launched: the strip kernel takes the call */
   const strip_plan plan = make_strip_plan(geo, args.planes, SW);
-  const int64_t blocks = min((int64_t)resident, plan.units);
+  const int64_t blocks = launch_blocks(plan, resident);
   infer_tma_kernel<T, SW, E0>
       <<<(unsigned)blocks, cfg::threads, cfg::smem, stream>>>(map1, map2, geo, args, plan);
   *launched = true;

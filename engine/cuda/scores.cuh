@@ -84,21 +84,25 @@ constexpr size_t kFinishSharedBytes =
     (SSIM_CUDA_FINISH_MAX_PLANES * kSumLanes + 1) * sizeof(double);
 
 /*
- * Returns in every thread whether thread 0's increment of *counter by `add` made it reach
- * `target`: the block that completes a count does the work that waits for it. Each thread's
- * writes before the call are visible to that block. `word` is a shared int, free.
+ * Returns in every thread whether the block's increment of *counter by `add` made it reach
+ * `target`: the block that completes a count does the work that waits for it. Every thread's
+ * writes before the call are visible to that block. `word` is a shared int, free before and
+ * after.
+ *
+ * One thread counts, with an acq_rel atomic: the barrier before it orders the block's writes
+ * before its release, and the barrier after it orders its acquire before the other threads'
+ * reads.
  */
 __device__ inline bool completes(unsigned long long *counter, unsigned long long add,
                                  unsigned long long target, volatile int *word) {
-  __threadfence(); /* this block's writes (any of its threads) before its count */
   __syncthreads();
-  if (threadIdx.x == 0)
-    *word = atomicAdd(counter, add) + add == target;
+  if (threadIdx.x == 0) {
+    cuda::atomic_ref<unsigned long long, cuda::thread_scope_device> count(*counter);
+    *word = count.fetch_add(add, cuda::memory_order_acq_rel) + add == target;
+  }
   __syncthreads();
   const bool last = *word != 0;
   __syncthreads(); /* the word is free again */
-  if (last)
-    __threadfence(); /* the other blocks' writes, after their counts */
   return last;
 }
 
@@ -167,14 +171,7 @@ struct kernel_finisher {
     const ssim_cuda_finish &f = args.finish;
     volatile int *word =
         reinterpret_cast<volatile int *>(shared + SSIM_CUDA_FINISH_MAX_PLANES * kSumLanes);
-    __syncthreads(); /* the block's partial sums and flag are written */
-    if (threadIdx.x == 0) {
-      /* Release: this block's writes go before its count; acquire: the last block sees all. */
-      cuda::atomic_ref<unsigned long long, cuda::thread_scope_device> done(*f.counters);
-      *word = done.fetch_add(1ull, cuda::memory_order_acq_rel) + 1 == gridDim.x;
-    }
-    __syncthreads();
-    if (*word == 0)
+    if (!completes(f.counters, 1ull, gridDim.x, word)) /* after its partial sums and flag */
       return;
     lane_sums();
     __syncthreads();
