@@ -77,14 +77,14 @@ template <int SW> constexpr int item_width() {
 #endif
 }
 
-/* The blurred rows hold one float4 per output, and an item stores its outputs one float4 apart:
- * the 8 threads of a quarter warp store item_w float4s apart, which for most widths hits the
- * same banks several times. One float4 of padding after every `pad_period` of them spreads those
- * stores over all banks (checked for every width and strip: conflict-free stores, and the
- * vertical pass's reads of consecutive columns at most 2 ways; 0: no padding, for 6-output items,
- * whose stores are at most 2 ways). */
-constexpr int pad_period(int item_w) {
-  return item_w == 6 ? 0 : item_w < 8 ? 8 : item_w;
+/* The blurred rows hold one float4 per output, and an item stores its outputs one float4 apart,
+ * so the 8 threads of a quarter warp store item_w float4s apart, which for every width hits some
+ * banks twice or more. Skewing groups of whole items by a float4 spreads those stores over all
+ * banks, and the vertical pass's reads of 8 consecutive columns stay on distinct banks (checked
+ * for the built widths and the tuning widths 8 and 16; 12 reads 2 ways): for 6-output items the
+ * second of every two groups of 24 columns, others one float4 after every skew_group columns. */
+constexpr int skew_group(int item_w) {
+  return item_w == 6 ? 24 : item_w < 8 ? 8 : item_w;
 }
 
 /* The layout of one kernel: T the pixels' type, SW the strip width, E0 where an item's first
@@ -110,12 +110,17 @@ template <typename T, int SW, int E0> struct tma_config {
       (chunk - 4 + skip + SW - item_w + vec * vecs + chunk - 1) / chunk * chunk;
   static constexpr unsigned box_bytes = box_w * kBatch * sizeof(T);
   static constexpr int stage_bytes = (box_bytes + 127) / 128 * 128; /* 128-byte aligned boxes */
-  /* Blurred rows: the four statistics of an output in one float4, padded (pad_period). */
-  static constexpr int pad = pad_period(item_w);
-  static constexpr int h_pitch = SW + (pad > 0 ? SW / pad : 0); /* float4s per row */
-  static constexpr int h_floats = 4 * kBatch * h_pitch;         /* one buffer */
+  /* Blurred rows: the four statistics of an output in one float4, skewed (skew_group). A group
+   * holds whole items, so an item's outputs stay consecutive: h_index(k, first) + o. */
+  static constexpr int group = skew_group(item_w);
+  static_assert(group % item_w == 0, "whole items in a skew group");
+  __host__ __device__ static constexpr int skew(int col) {
+    return item_w == 6 ? (col / group + 1) / 2 : col / group;
+  }
+  static constexpr int h_pitch = SW + skew(SW - 1);     /* float4s a row: up to the last column */
+  static constexpr int h_floats = 4 * kBatch * h_pitch; /* one buffer */
   __host__ __device__ static constexpr int h_index(int k, int col) {
-    return k * h_pitch + col + (pad > 0 ? col / pad : 0);
+    return k * h_pitch + col + skew(col);
   }
   /* Two buffers of two images' boxes, two of blurred rows, two barriers, alignment slack. */
   static constexpr size_t smem =
@@ -257,10 +262,10 @@ __device__ __forceinline__ void horizontal_step(const T *__restrict__ sx, const 
       }
     }
     /* The four statistics of an output together: the vertical pass reads them in one load. */
-    float4 *out = reinterpret_cast<float4 *>(h);
+    float4 *out = reinterpret_cast<float4 *>(h) + cfg::h_index(k, first);
 #pragma unroll
     for (int o = 0; o < cfg::item_w; o++)
-      out[cfg::h_index(k, first + o)] = make_float4(acc[0][o], acc[1][o], acc[2][o], acc[3][o]);
+      out[o] = make_float4(acc[0][o], acc[1][o], acc[2][o], acc[3][o]);
   }
 }
 
