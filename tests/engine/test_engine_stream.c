@@ -341,6 +341,8 @@ static const struct stream_case params[] = {
     {2, 3, 96, 256, SSIM_DTYPE_F32, SSIM_PADDING_SAME},
     {1, 2, 517, 389, SSIM_DTYPE_F32, SSIM_PADDING_VALID},
     {4, 3, 40, 70, SSIM_DTYPE_U8, SSIM_PADDING_SAME}, /* more planes than a launch finishes */
+    /* Tall and narrow: 1028 block sums a plane, 4 or 5 for each lane of the finish's sums. */
+    {1, 2, 16448, 64, SSIM_DTYPE_F32, SSIM_PADDING_SAME},
 };
 #define PARAM_COUNT (sizeof(params) / sizeof(params[0]))
 static const struct stream_case float_case = {2, 3, 67, 140, SSIM_DTYPE_F32, SSIM_PADDING_SAME};
