@@ -416,7 +416,9 @@ template <typename T, int SW, int E0> struct tma_block {
   }
 };
 
-template <typename T, int SW, int E0>
+/* MAP: the kernel that also writes the map; the one without it is a separate kernel, so that the
+ * scores' kernel carries no code or registers of the map's. */
+template <typename T, int SW, int E0, bool MAP>
 __global__ void __launch_bounds__(tma_config<T, SW, E0>::threads, tma_config<T, SW, E0>::min_blocks)
     infer_tma_kernel(const __grid_constant__ CUtensorMap map1,
                      const __grid_constant__ CUtensorMap map2, const ssim_cuda_geometry geo,
@@ -445,10 +447,7 @@ __global__ void __launch_bounds__(tma_config<T, SW, E0>::threads, tma_config<T, 
   }
   __syncthreads();
   for_each_walk(plan, [&](int64_t plane, int64_t strip, int64_t u0, int64_t u1) {
-    if (args.map != nullptr)
-      blk.template walk<true>(plane, strip, u0, u1);
-    else
-      blk.template walk<false>(plane, strip, u0, u1);
+    blk.template walk<MAP>(plane, strip, u0, u1);
   });
   if (!(blk.check == 0.0f))
     *args.nonfinite = args.call;
@@ -494,8 +493,12 @@ cudaError_t launch_tma(const ssim_cuda_geometry &geo, const ssim_cuda_forward_ar
     return cudaSuccess; /* not launched: the strip kernel takes the call */
   const strip_plan plan = make_strip_plan(geo, args.planes, SW);
   const int64_t blocks = launch_blocks(plan, resident);
-  infer_tma_kernel<T, SW, E0>
-      <<<(unsigned)blocks, cfg::threads, cfg::smem, stream>>>(map1, map2, geo, args, plan);
+  if (args.map != nullptr)
+    infer_tma_kernel<T, SW, E0, true>
+        <<<(unsigned)blocks, cfg::threads, cfg::smem, stream>>>(map1, map2, geo, args, plan);
+  else
+    infer_tma_kernel<T, SW, E0, false>
+        <<<(unsigned)blocks, cfg::threads, cfg::smem, stream>>>(map1, map2, geo, args, plan);
   *launched = true;
   return cudaGetLastError();
 }
@@ -536,27 +539,32 @@ cudaError_t launch_tma_dtype(const ssim_cuda_geometry &geo, const ssim_cuda_forw
 /* Sets up one kernel and lowers *resident to its grid; 0 when it does not fit, or when the
  * device's code for it was not compiled for sm_90 or later (a build for older architectures
  * only, run through the driver's PTX compiler on a newer GPU, has the empty kernel). */
-template <typename T, int SW, int E0>
+template <typename T, int SW, int E0, bool MAP>
 cudaError_t prepare_tma(int sms, int shared_optin, int *resident) {
   using cfg = tma_config<T, SW, E0>;
   cudaFuncAttributes attr;
   int grid = 0;
-  cudaError_t err = cudaFuncGetAttributes(&attr, infer_tma_kernel<T, SW, E0>);
+  cudaError_t err = cudaFuncGetAttributes(&attr, infer_tma_kernel<T, SW, E0, MAP>);
   if (err == cudaSuccess && attr.ptxVersion >= 90 && attr.binaryVersion >= 90 &&
       (size_t)shared_optin >= cfg::smem)
-    err = prepare_persistent(infer_tma_kernel<T, SW, E0>, cfg::threads, cfg::smem, sms, &grid);
+    err = prepare_persistent(infer_tma_kernel<T, SW, E0, MAP>, cfg::threads, cfg::smem, sms, &grid);
   *resident = min(*resident, grid);
   return err;
 }
 
 template <typename T, int SW> cudaError_t prepare_tma_dtype(int sms, int shared_optin, int *grid) {
-  cudaError_t err = prepare_tma<T, SW, 0>(sms, shared_optin, grid);
+  cudaError_t err = prepare_tma<T, SW, 0, false>(sms, shared_optin, grid);
   if (err == cudaSuccess)
-    err = prepare_tma<T, SW, 3>(sms, shared_optin, grid);
+    err = prepare_tma<T, SW, 3, false>(sms, shared_optin, grid);
+  if (err == cudaSuccess)
+    err = prepare_tma<T, SW, 0, true>(sms, shared_optin, grid);
+  if (err == cudaSuccess)
+    err = prepare_tma<T, SW, 3, true>(sms, shared_optin, grid);
   return err;
 }
 
-/* The grid of one strip width: the smallest of its kernels' (the dtypes and phases share it);
+/* The grid of one strip width: the smallest of its kernels' (the dtypes, phases and map variants
+ * share it);
  * 0 when one of them is missing or does not fit. */
 template <int SW> cudaError_t prepare_tma_width(int sms, int shared_optin, int *resident) {
   *resident = INT32_MAX;
