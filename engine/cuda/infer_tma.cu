@@ -8,16 +8,17 @@
  *      shared memory: one instruction of one thread per image, zeros outside the image, no
  *      address arithmetic in the other threads. The copies of the step after the next are
  *      issued as soon as a step's rows are read (two buffers).
- *  *   2. Horizontal pass: each work item is item_w adjacent outputs of one row (6, or 4 on narrow
+ *   2. Horizontal pass: each work item is item_w adjacent outputs of one row (6, or 4 on narrow
  *      strips). It converts its item_w + 10 input pixel pairs to the four statistics in
  *      registers, blurs them, and writes each output's four blurred statistics to shared memory
- *      as one float4 (two buffers).
+ *      as one float4 (two buffers on 192-column strips, one on narrower ones: h_buffers).
  *   3. Vertical pass: thread t owns map column t of the strip and keeps, in registers, the
  *      vertical blur of the four statistics for the 11 output rows whose windows cover the
  *      current row (the sliding window of infer_common.cuh). Each row completes one output,
  *      whose SSIM is evaluated right there and added to the column's sum.
- * One barrier per step of 11 rows. The vertical pass has no halo columns (every thread's column
- * is an output column) and nothing but the sums leaves the registers, so fewer instructions
+ * One barrier per step of 11 rows (two with one buffer of blurred rows). The scores' kernel and
+ * the map's are separate kernels (MAP). The vertical pass has no halo columns (every thread's
+ * column is an output column) and nothing but the sums leaves the registers, so fewer instructions
  * are issued per pixel than in infer.cu.
  *
  * Sums: each thread adds its column's outputs of a unit's rows in order, then the 32 columns of
