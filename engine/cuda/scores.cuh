@@ -106,6 +106,19 @@ __device__ inline bool completes(unsigned long long *counter, unsigned long long
   return last;
 }
 
+/* The scores from the planes' sums, for both ways of finishing, which must give the same bits: a
+ * channel's from its plane's sum, a pair's from its planes' sums added in channel order, and the
+ * NaN that stands for both when the call's input was not finite. */
+__device__ inline double channel_score(const ssim_cuda_geometry &geo, double plane_sum) {
+  return plane_sum / (double)(geo.map_h * geo.map_w);
+}
+__device__ inline double pair_score(const ssim_cuda_geometry &geo, double planes_sum) {
+  return planes_sum / ((double)(geo.map_h * geo.map_w) * geo.channels);
+}
+__device__ inline double nan_score() {
+  return __longlong_as_double(0x7ff8000000000000LL);
+}
+
 /*
  * Every thread of the block, with a plane's sum `s`: the plane's channel score and, through the
  * pair's counter (in `pair_counters`, zero before and left so), the pair's score from the last of
@@ -116,13 +129,11 @@ __device__ inline bool completes(unsigned long long *counter, unsigned long long
 __device__ inline void score_plane(const ssim_cuda_geometry &geo, int64_t plane, double s,
                                    double *scores, double *channel_scores, double *plane_sums,
                                    unsigned long long *pair_counters, bool bad, double *shared) {
-  const double poison = __longlong_as_double(0x7ff8000000000000LL);
   const int channels = geo.channels;
   const int64_t pair = plane / channels;
-  const double map_px = (double)(geo.map_h * geo.map_w);
-  const double channel_score = s / map_px;
+  const double channel = channel_score(geo, s);
   if (threadIdx.x == 0)
-    channel_scores[plane] = bad ? poison : channel_score;
+    channel_scores[plane] = bad ? nan_score() : channel;
   double total = s;
   if (channels > 1) {
     if (threadIdx.x == 0)
@@ -135,9 +146,9 @@ __device__ inline void score_plane(const ssim_cuda_geometry &geo, int64_t plane,
     for (int k = 0; k < channels; k++)
       total += sums[k];
   }
-  const double score = total / (map_px * channels);
+  const double score = pair_score(geo, total);
   if (threadIdx.x == 0) {
-    scores[pair] = bad ? poison : score;
+    scores[pair] = bad ? nan_score() : score;
     if (channels > 1)
       pair_counters[pair] = 0;
   }
@@ -226,15 +237,14 @@ struct kernel_finisher {
   /* A warp per plane: its sum (kept in its first lane sum) and its channel score. */
   __device__ void plane_sums() const {
     const int lane = threadIdx.x % 32;
-    const double map_px = (double)(geo.map_h * geo.map_w);
     for (int plane = threadIdx.x / 32; plane < args.planes; plane += blockDim.x / 32) {
       double *r = shared + plane * kSumLanes;
       const double sum = tree_sum(r, lane);
-      const double channel_score = sum / map_px;
+      const double channel = channel_score(geo, sum);
       __syncwarp();
       if (lane == 0) {
         r[0] = sum;
-        args.finish.channel_scores[plane] = channel_score;
+        args.finish.channel_scores[plane] = channel;
       }
     }
   }
@@ -245,18 +255,16 @@ struct kernel_finisher {
     const ssim_cuda_finish &f = args.finish;
     const int channels = geo.channels;
     const int64_t pairs = args.planes / channels;
-    const double map_px = (double)(geo.map_h * geo.map_w);
     const unsigned flag = *reinterpret_cast<volatile unsigned *>(args.nonfinite);
     const bool bad = flag == args.call;
-    const double poison = __longlong_as_double(0x7ff8000000000000LL);
     for (int64_t pair = threadIdx.x; pair < pairs; pair += blockDim.x) {
       double total = 0.0;
       for (int k = 0; k < channels; k++)
         total += shared[(pair * channels + k) * kSumLanes];
-      const double score = total / (map_px * channels);
-      f.scores[pair] = bad ? poison : score;
+      const double score = pair_score(geo, total);
+      f.scores[pair] = bad ? nan_score() : score;
       for (int k = 0; k < channels && bad; k++)
-        f.channel_scores[pair * channels + k] = poison;
+        f.channel_scores[pair * channels + k] = nan_score();
     }
     if (threadIdx.x == 0) {
       *f.counters = 0;
