@@ -216,13 +216,18 @@ __device__ __forceinline__ void barrier_wait(uint64_t *bar, unsigned parity) {
                : "memory");
 }
 
-/* Copies the box at (x, y, z) of `map` to `dst`; its bytes complete a phase of `bar`. */
+/* Copies the box at (x, y, z) of `map` to `dst`; its bytes complete a phase of `bar`. The pixels
+ * are read once (a strip's halo columns twice, by the neighbouring strip at about the same
+ * time), so they are marked first to leave L2: what L2 holds for longer is then the kernel's own
+ * code and the partial sums, which the finish of the launch reads. */
 __device__ __forceinline__ void tma_load(void *dst, const CUtensorMap *map, int x, int y, int z,
                                          uint64_t *bar) {
+  uint64_t policy;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
   asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
-               " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(shared_address(dst)),
+               ".L2::cache_hint [%0], [%1, {%2, %3, %4}], [%5], %6;\n" ::"r"(shared_address(dst)),
                "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(z),
-               "r"(shared_address(bar))
+               "r"(shared_address(bar)), "l"(policy)
                : "memory");
 }
 #endif
