@@ -64,6 +64,9 @@ struct cuda_state {
   int device;
   int tile_h, back_tile_h;     /* training forward and backward tile heights for this device */
   ssim_cuda_resident resident; /* persistent grid sizes of the forward kernels */
+  /* sm_90 and later: a kernel may be launched before the one it follows has ended, and wait
+   * for it on the device (programmatic dependent launch). */
+  bool early_launch;
   char name[256];
   slot slots[kSlots];
   cudaEvent_t start;
@@ -183,6 +186,7 @@ int cuda_create(const struct ssim_engine_options *opts, void **out, char *detail
                                (int)prop.sharedMemPerBlockOptin, &st->resident);
   if (err == cudaSuccess)
     err = ssim_cuda_backward_init(st->back_tile_h);
+  st->early_launch = err == cudaSuccess && prop.major >= 9 && ssim_cuda_finalize_can_wait();
   if (err != cudaSuccess) {
     snprintf(detail, SSIM__DETAIL_MAX, "%.120s (sm_%d%d): %.100s", prop.name, prop.major,
              prop.minor, cudaGetErrorString(err));
@@ -522,6 +526,9 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   if (used_slots > 1)
     CUDA_TRY("cudaStreamWaitEvent", cudaStreamWaitEvent(main_stream, st->slots[1].done, 0));
   char *results_host = static_cast<char *>(st->results_host.ptr);
+  /* An inference call on device memory queues nothing between its one inference launch and the
+   * finalize kernel, which may then be launched early (see ssim_cuda_finalize). */
+  const bool finalize_early = st->early_launch && !host && deriv_count == 0;
   if (forward_outputs && !finish_in_kernel)
     CUDA_TRY("finalize kernel",
              ssim_cuda_finalize(&geo, &layout, batch, static_cast<float *>(st->partials.ptr),
@@ -530,7 +537,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
                                 : want_blocks ? d_blocks
                                               : nullptr,
                                 flag, st->call_id, c.async ? nullptr : d_flag_copy, counters,
-                                plane_sums, main_stream));
+                                plane_sums, main_stream, finalize_early));
   if (c.async) {
     /* NaN scores tell of non-finite input. */
     CUDA_TRY("cudaEventRecord", cudaEventRecord(st->last, main_stream));

@@ -174,14 +174,20 @@ void ssim_cuda_infer_partials(const struct ssim_cuda_geometry *geo,
  * device memory: `counters` (unsigned long long[pairs]) must hold zeros, and every call leaves
  * them so (a buffer that holds nothing else); `plane_sums` is double[pairs * channels]. Calls
  * that share scratch must not overlap. The sums are added in the order of an in-kernel finish
- * (ssim_cuda_finish), so both give the same bits.
+ * (ssim_cuda_finish), so both give the same bits. With `early` (sm_90 and later, where the
+ * launch just before it on `stream` is the inference kernel whose partials it reads), the kernel
+ * is launched as a programmatic dependent: its blocks may start while the inference kernel runs
+ * and wait on the device for it to end, which saves the gap between two launches.
  */
 cudaError_t ssim_cuda_finalize(const struct ssim_cuda_geometry *geo,
                                const struct ssim_cuda_partials *layout, int64_t pairs,
                                const float *partials, double *scores, double *channel_scores,
                                float *block_means, const unsigned *nonfinite, unsigned call,
                                unsigned *flag_copy, unsigned long long *counters,
-                               double *plane_sums, cudaStream_t stream);
+                               double *plane_sums, cudaStream_t stream, bool early);
+/* Whether the current device runs the finalize kernel's own wait for an early launch: code for
+ * sm_90 or later, not a build for older GPUs compiled by the driver (which lacks it). */
+bool ssim_cuda_finalize_can_wait(void);
 
 /*
  * Backward pass over `planes` planes: blurs the derivative planes written by a training forward

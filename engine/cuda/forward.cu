@@ -273,6 +273,7 @@ __global__ void __launch_bounds__(kFinalizeThreads)
                     const unsigned *nonfinite, unsigned call, unsigned *flag_copy,
                     unsigned long long *counters, double *plane_sums) {
   __shared__ double s_red[kScoresSharedBytes / sizeof(double)];
+  wait_for_prior_grid();
   const int channels = geo.channels;
   const int64_t pair = blockIdx.x / channels;
   const int c = (int)(blockIdx.x - pair * channels);
@@ -395,17 +396,34 @@ cudaError_t ssim_cuda_forward(const ssim_cuda_geometry *geo, int tile_h,
                       : launch_forward_dtype<16>(*geo, *args, resident->train, stream);
 }
 
+bool ssim_cuda_finalize_can_wait() {
+  cudaFuncAttributes attr;
+  if (cudaFuncGetAttributes(&attr, finalize_kernel) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return attr.ptxVersion >= 90 && attr.binaryVersion >= 90;
+}
+
 cudaError_t ssim_cuda_finalize(const ssim_cuda_geometry *geo, const ssim_cuda_partials *layout,
                                int64_t pairs, const float *partials, double *scores,
                                double *channel_scores, float *block_means,
                                const unsigned *nonfinite, unsigned call, unsigned *flag_copy,
                                unsigned long long *counters, double *plane_sums,
-                               cudaStream_t stream) {
+                               cudaStream_t stream, bool early) {
   const int64_t blocks = pairs * geo->channels;
   if (blocks > INT32_MAX)
     return cudaErrorInvalidConfiguration;
-  finalize_kernel<<<(unsigned)blocks, kFinalizeThreads, 0, stream>>>(
-      *geo, *layout, partials, scores, channel_scores, block_means, nonfinite, call, flag_copy,
-      counters, plane_sums);
-  return cudaGetLastError();
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3((unsigned)blocks);
+  config.blockDim = dim3(kFinalizeThreads);
+  config.stream = stream;
+  cudaLaunchAttribute attribute;
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attribute;
+  config.numAttrs = early ? 1 : 0;
+  return cudaLaunchKernelEx(&config, finalize_kernel, *geo, *layout, partials, scores,
+                            channel_scores, block_means, nonfinite, call, flag_copy, counters,
+                            plane_sums);
 }

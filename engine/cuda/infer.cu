@@ -389,6 +389,7 @@ __global__ void __launch_bounds__(strip_config<T, SW>::threads, strip_config<T, 
     infer_kernel(const ssim_cuda_geometry geo, const ssim_cuda_forward_args args,
                  const strip_plan plan) {
   extern __shared__ float4 smem4[];
+  allow_dependent_launch(); /* the finalize kernel, where it follows */
   bool bad = false;
   for_each_walk(plan, [&](int64_t plane, int64_t strip, int64_t u0, int64_t u1) {
     strip_walk<T, SW, VEC> walk(geo, args, plan, reinterpret_cast<char *>(smem4), plane, strip, u0,

@@ -439,6 +439,7 @@ __global__ void __launch_bounds__(tma_config<T, SW, E0>::threads, tma_config<T, 
 #if __CUDA_ARCH__ >= 900
   using cfg = tma_config<T, SW, E0>;
   extern __shared__ float4 smem4[];
+  allow_dependent_launch(); /* the finalize kernel, where it follows */
   /* The TMA writes boxes to 128-byte aligned addresses. */
   const unsigned pad = (128 - shared_address(smem4) % 128) % 128;
   unsigned char *base = reinterpret_cast<unsigned char *>(smem4) + pad;

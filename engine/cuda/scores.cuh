@@ -20,6 +20,21 @@
 
 namespace ssim_cuda {
 
+/* Programmatic dependent launch (sm_90 and later; nothing before): an inference kernel lets the
+ * finalize kernel that follows it be launched at once, and the finalize kernel waits until the
+ * kernel before it has ended and its writes are visible (at once when it was launched the usual
+ * way). */
+__device__ __forceinline__ void allow_dependent_launch() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wait_for_prior_grid() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
 constexpr int kSumLanes = 256; /* the order of a plane's sum, not a block size */
 
 /* Entries a lane loads ahead of adding them: the adds stay in order, the loads overlap. */
