@@ -189,10 +189,10 @@ struct kernel_finisher {
   /* A thread sums pairs of adjacent lanes, each pair's entries loaded as one float2 (a plane's
    * entry count is even: the inference layouts' pitch is), kPairsAtOnce pairs together and
    * kLaneBatch entries of each at once: 16 loads of two entries in flight a thread. On an H200
-   * that took the 4K pair's lane sums from 8.5k-10k cycles (one entry a load) to 5.6k-8.1k, and
-   * its call about 1.5% shorter; 16 entries at once raised the kernels' registers (112 to 150) and
-   * gained nothing more. The finish runs once a launch, so its instructions are fetched cold, and
-   * short code pays. */
+   * that took the 4K pair's lane sums from 8.5k-10k cycles (one entry a load) to 5.6k-8.1k; 16
+   * entries at once raised the kernels' registers (112 to 150) and was not faster in a second
+   * comparison. The finish runs once a launch, so its instructions are fetched cold, and short
+   * code pays. */
   static constexpr int kPairsAtOnce = 2;
   static constexpr int kLaneBatch = 8;
 
