@@ -186,7 +186,6 @@ int cuda_create(const struct ssim_engine_options *opts, void **out, char *detail
                                (int)prop.sharedMemPerBlockOptin, &st->resident);
   if (err == cudaSuccess)
     err = ssim_cuda_backward_init(st->back_tile_h);
-  st->early_launch = err == cudaSuccess && prop.major >= 9 && ssim_cuda_finalize_can_wait();
   if (err != cudaSuccess) {
     snprintf(detail, SSIM__DETAIL_MAX, "%.120s (sm_%d%d): %.100s", prop.name, prop.major,
              prop.minor, cudaGetErrorString(err));
@@ -194,6 +193,7 @@ int cuda_create(const struct ssim_engine_options *opts, void **out, char *detail
     cuda_destroy(st);
     return SSIM_ENOBACKEND;
   }
+  st->early_launch = prop.major >= 9 && ssim_cuda_finalize_can_wait();
   int rc = 0;
   for (slot &s : st->slots) {
     if (rc == 0 && (err = cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking)) != 0)

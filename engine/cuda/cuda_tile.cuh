@@ -77,6 +77,16 @@ __device__ __forceinline__ tile_pos tile_at(int64_t t, int64_t tiles, int64_t ti
   return p;
 }
 
+/* Whether the device's code for `kernel` was compiled for sm_90 or later: not the empty or
+ * guarded code of a build for older architectures only, which the driver's PTX compiler runs on
+ * a newer GPU. */
+template <typename Kernel> cudaError_t has_sm90_code(Kernel kernel, bool *has) {
+  cudaFuncAttributes attr;
+  const cudaError_t err = cudaFuncGetAttributes(&attr, kernel);
+  *has = err == cudaSuccess && attr.ptxVersion >= 90 && attr.binaryVersion >= 90;
+  return err;
+}
+
 /* Raises a persistent kernel's shared memory limit to `smem` and, when `resident` is not NULL,
  * stores how many of its blocks the whole device holds at once: the size of its grid. */
 template <typename Kernel>

@@ -397,12 +397,10 @@ cudaError_t ssim_cuda_forward(const ssim_cuda_geometry *geo, int tile_h,
 }
 
 bool ssim_cuda_finalize_can_wait() {
-  cudaFuncAttributes attr;
-  if (cudaFuncGetAttributes(&attr, finalize_kernel) != cudaSuccess) {
+  bool sm90 = false;
+  if (has_sm90_code(finalize_kernel, &sm90) != cudaSuccess)
     (void)cudaGetLastError();
-    return false;
-  }
-  return attr.ptxVersion >= 90 && attr.binaryVersion >= 90;
+  return sm90;
 }
 
 cudaError_t ssim_cuda_finalize(const ssim_cuda_geometry *geo, const ssim_cuda_partials *layout,

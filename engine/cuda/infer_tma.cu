@@ -559,11 +559,10 @@ cudaError_t launch_tma_dtype(const ssim_cuda_geometry &geo, const ssim_cuda_forw
 template <typename T, int SW, int E0, bool MAP>
 cudaError_t prepare_tma(int sms, int shared_optin, int *resident) {
   using cfg = tma_config<T, SW, E0>;
-  cudaFuncAttributes attr;
+  bool sm90 = false;
   int grid = 0;
-  cudaError_t err = cudaFuncGetAttributes(&attr, infer_tma_kernel<T, SW, E0, MAP>);
-  if (err == cudaSuccess && attr.ptxVersion >= 90 && attr.binaryVersion >= 90 &&
-      (size_t)shared_optin >= cfg::smem)
+  cudaError_t err = has_sm90_code(infer_tma_kernel<T, SW, E0, MAP>, &sm90);
+  if (sm90 && (size_t)shared_optin >= cfg::smem)
     err = prepare_persistent(infer_tma_kernel<T, SW, E0, MAP>, cfg::threads, cfg::smem, sms, &grid);
   *resident = min(*resident, grid);
   return err;
@@ -581,8 +580,7 @@ template <typename T, int SW> cudaError_t prepare_tma_dtype(int sms, int shared_
 }
 
 /* The grid of one strip width: the smallest of its kernels' (the dtypes, phases and map variants
- * share it);
- * 0 when one of them is missing or does not fit. */
+ * share it); 0 when one of them is missing or does not fit. */
 template <int SW> cudaError_t prepare_tma_width(int sms, int shared_optin, int *resident) {
   *resident = INT32_MAX;
   cudaError_t err = prepare_tma_dtype<float, SW>(sms, shared_optin, resident);
