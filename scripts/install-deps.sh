@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libvips-dev libmicrohttpd-dev libjansson-dev libuv1-dev libcmocka-dev libglib2.0-dev
-  libcurl4-openssl-dev python3
+  libcurl4-openssl-dev python3 python3-dev
 )
 
 missing=()

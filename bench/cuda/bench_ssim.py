@@ -9,6 +9,11 @@ that a peer does not make. The engine's rows use ssim_compute_async on PyTorch's
 also checks that the engine's scores, maps and gradients agree with fused-ssim's, and measures
 the device's copy bandwidth and FP32 FMA rate to put each time next to the device's limits.
 
+The asynchronous calls go through the compiled module ssim_bench_call (bench_call.c) where it was
+built (next to the library, or on PYTHONPATH), as fused-ssim is reached through its compiled
+extension; ctypes' own conversions cost several microseconds a call, which the "inference ctypes"
+row shows. Without the module every call goes through ctypes.
+
 Environment:
   SSIM_BENCH_LIB       libssim_bench_engine.so (default: next to this script)
   FUSED_SSIM_DIR       set when fused-ssim has been built and is importable; else it is skipped
@@ -16,6 +21,7 @@ Environment:
   SSIM_BENCH_REPS      timed repetitions per measurement (default 30)
   SSIM_BENCH_SHAPES    comma-separated subset of the shape names below (default: all)
   SSIM_BENCH_PEERS=0   time the engine alone (to compare builds of it)
+  SSIM_BENCH_CTYPES=1  call through ctypes even where ssim_bench_call is built
 
 cuDNN's TF32 convolutions are turned off, so that the peers built on convolutions compute in
 float32 like the engine (with TF32 pytorch-msssim's scores move by about 1e-3).
@@ -66,6 +72,8 @@ class Engine:
             raise RuntimeError("engine: " + detail.value.decode())
         self.lib = lib
         self.device = lib.ssim_bench_device(self.handle).decode()
+        self.call = load_compiled_call(path)
+        self.async_fn = ctypes.cast(lib.ssim_bench_compute_async, ctypes.c_void_p).value
 
     def check(self, rc):
         if rc != 0:
@@ -81,11 +89,18 @@ class Engine:
             ptr(out["scores"]), ptr(out.get("channels")), ptr(out.get("map")),
             ptr(out.get("blocks")), ptr(out.get("grad1")), ptr(out.get("grad2"))))
 
-    def compute_async(self, img1, img2, dtype, out, padding=SAME):
-        """ssim_compute_async on the current stream; every tensor in `out` is a CUDA tensor."""
+    def compute_async(self, img1, img2, dtype, out, padding=SAME, compiled=True):
+        """ssim_compute_async on the current stream; every tensor in `out` is a CUDA tensor.
+        Through ssim_bench_call where it is loaded, unless `compiled` is False."""
         b, c, h, w = img1.shape
         ptr = lambda t: t.data_ptr() if t is not None else None
         stream = current_stream_handle()
+        if compiled and self.call is not None:
+            self.check(self.call.compute_async(
+                self.async_fn, self.handle, dtype, padding, b, c, h, w, img1.data_ptr(),
+                img2.data_ptr(), ptr(out["scores"]), ptr(out.get("channels")), ptr(out.get("map")),
+                ptr(out.get("blocks")), ptr(out.get("grad1")), ptr(out.get("grad2")), stream))
+            return
         self.check(self.lib.ssim_bench_compute_async(
             self.handle, dtype, padding, b, c, h, w, img1.data_ptr(), img2.data_ptr(),
             ptr(out["scores"]), ptr(out.get("channels")), ptr(out.get("map")),
@@ -97,6 +112,23 @@ class Engine:
         self.check(self.lib.ssim_bench_backward(
             self.handle, dtype, padding, DEVICE_MEMORY, b, c, h, w, img1.data_ptr(),
             img2.data_ptr(), grad_map.data_ptr(), ptr(grad1), ptr(grad2)))
+
+
+def load_compiled_call(lib_path):
+    """The module ssim_bench_call, looked for next to the library first; None where it was not
+    built or SSIM_BENCH_CTYPES=1."""
+    if os.environ.get("SSIM_BENCH_CTYPES") == "1":
+        return None
+    sys.path.insert(0, os.path.dirname(os.path.abspath(lib_path)))
+    try:
+        import ssim_bench_call
+
+        return ssim_bench_call
+    except ImportError as err:
+        print(f"# ssim_bench_call not loaded ({err}): the engine's calls go through ctypes")
+        return None
+    finally:
+        sys.path.pop(0)
 
 
 # PyTorch's binding that gives the current CUDA stream as a raw handle, where this PyTorch has it.
@@ -223,7 +255,7 @@ def bench_shape(name, shape, engine, peers, limits, rows, checks):
     grad2 = torch.empty_like(img1)
     bandwidth, fma = limits
 
-    def ours(dtype, a, bb, grads=(), host=False):
+    def ours(dtype, a, bb, grads=(), host=False, compiled=True):
         out = {"scores": scores if host else dev_scores}
         if "1" in grads:
             out["grad1"] = grad1
@@ -231,7 +263,7 @@ def bench_shape(name, shape, engine, peers, limits, rows, checks):
             out["grad2"] = grad2
         if host:
             return lambda: engine.compute(a, bb, dtype, out)
-        return lambda: engine.compute_async(a, bb, dtype, out)
+        return lambda: engine.compute_async(a, bb, dtype, out, compiled=compiled)
 
     # Lower bounds per pixel: bytes that must cross memory (inputs once, gradients once), and
     # FMAs of the separable blurs (inference: 4 statistics x 11 taps x 2 passes, as SSIM needs
@@ -239,6 +271,7 @@ def bench_shape(name, shape, engine, peers, limits, rows, checks):
     # derivative planes backward).
     cases = [
         ("inference f32", ours(F32, img1, img2), 8, 88),
+        ("inference ctypes", ours(F32, img1, img2, compiled=False), 8, 88),
         ("inference host", ours(F32, img1, img2, host=True), 8, 88),
         ("inference u8", ours(U8, u1, u2), 2, 88),
         ("train grad img1", ours(F32, img1, img2, "1"), 12, 110 + 66),
@@ -273,7 +306,7 @@ def bench_shape(name, shape, engine, peers, limits, rows, checks):
 
         peer = {"inference f32": median_ms(fused_infer), "inference u8": median_ms(fused_infer_u8),
                 "train grad img1": median_ms(fused_train)}
-        peer["inference host"] = peer["inference f32"]
+        peer["inference host"] = peer["inference ctypes"] = peer["inference f32"]
         for label, ms in peer.items():
             rows.append(f"{name:15s} {label:16s} fused-ssim {ms:8.3f} ms  -> ssimd is {ms / ours_ms[label]:5.2f}x faster")
         rows.append(f"{name:15s} {'both vs img1':16s} ssimd both grads {ours_ms['train grad both']:.3f} ms vs fused-ssim img1 {peer['train grad img1']:.3f} ms -> {peer['train grad img1'] / ours_ms['train grad both']:5.2f}x")
@@ -354,7 +387,8 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = False
     engine = Engine(lib)
     prop = torch.cuda.get_device_properties(0)
-    print(f"# engine library: {lib}")
+    print(f"# engine library: {lib}; asynchronous calls through "
+          f"{'ssim_bench_call' if engine.call else 'ctypes'}")
     print(f"# device: {prop.name}, {prop.multi_processor_count} SMs; engine device: {engine.device}")
     print(f"# torch {torch.__version__}, CUDA {torch.version.cuda}; median of {REPS} after {WARMUP} warm-up")
     limits = device_limits()
@@ -368,6 +402,13 @@ def main():
     wanted = os.environ.get("SSIM_BENCH_SHAPES")
     names = wanted.split(",") if wanted else list(SHAPES)
     rows, checks = [], []
+    if engine.call is not None:
+        # The compiled call hands back the engine's refusals as ctypes does (99: no such dtype).
+        ds = torch.empty(1, dtype=torch.float64, device="cuda")
+        rc = engine.call.compute_async(engine.async_fn, engine.handle, 99, SAME, 1, 1, 32, 32,
+                                       tiny[0].data_ptr(), tiny[1].data_ptr(), ds.data_ptr(),
+                                       None, None, None, None, None, current_stream_handle())
+        checks.append(("compiled call refuses a bad dtype", 0.0 if rc < 0 else 1.0, 0.0))
     for name in names:
         bench_shape(name, SHAPES[name], engine, peers, limits, rows, checks)
         torch.cuda.empty_cache()
