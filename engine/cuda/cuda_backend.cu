@@ -5,8 +5,10 @@
  * copied by the calling thread into pinned staging buffers and uploaded on stream k % 2 while
  * the kernels of chunk k - 1 run on the other stream; its outputs come back through pinned
  * buffers that are copied out when the slot is next needed. With device memory the whole batch
- * is one chunk on one stream. Per-plane partial sums stay on the device for the whole call, and
- * one small kernel at the end turns them into scores and block means.
+ * is one chunk on one stream. Each plane's sum of the map grows on the device over the whole call
+ * (in fixed point, engine/cuda/scores.cuh); the last block of an inference launch of the whole
+ * call, or else one small kernel at the end, turns the sums into scores (and the blocks' sums into
+ * block means).
  *
  * With SSIM_MEMORY_DEVICE, the images, grad_map, map and gradients are device pointers of this
  * backend's device (for example the data_ptr() of CUDA tensors); scores, channel_scores and
@@ -75,9 +77,12 @@ struct cuda_state {
   cudaStream_t async_stream;      /* the stream it was queued on */
   unsigned call_id;               /* the id of the last call (never 0) */
   buffer partials, results, flag; /* device */
-  /* Device scratch of the scores (ssim_cuda_finish, ssim_cuda_finalize): counters, zero between
-   * calls, and the planes' sums. */
+  /* Device scratch of the scores (ssim_cuda_finish, ssim_cuda_finalize), zero between calls:
+   * the in-kernel finish's counter and the planes' fixed-point sums (scores.cuh). */
   buffer counters, plane_sums;
+  /* A call failed, perhaps between adding to the planes' sums and writing the scores that set
+   * them back to zero: the next call clears them first. */
+  bool sums_dirty;
   buffer results_host; /* pinned: a word of the non-finite flag, then the results */
 };
 
@@ -296,6 +301,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   z.partials_per_plane = layout.piece_rows * layout.pitch;
   z.blocks = ((z.map_h + SSIM_BLOCK - 1) / SSIM_BLOCK) * ((z.map_w + SSIM_BLOCK - 1) / SSIM_BLOCK);
   const int64_t batch = (int64_t)in->shape.batch;
+  geo.sum_scale = ssim_cuda_sum_scale(z.map_px * geo.channels);
 
   const int deriv_count = ngrad == 2 ? 4 : ngrad == 1 ? 3 : 0;
   const ssim_cuda_deriv_mode deriv_mode = ngrad == 2           ? SSIM_CUDA_DERIV_BOTH
@@ -316,13 +322,11 @@ int run_call(cuda_state *st, const call &c, char *detail) {
       chunk = cap > 0 ? cap : 1;
   }
   const int used_slots = chunk < z.planes ? kSlots : 1;
-  /* A small inference call in one launch (ssim_cuda_finish_fits) writes the scores in that
-   * launch; otherwise (training, chunks, block means, larger calls) the finalize kernel runs
-   * after the forward launches. */
+  /* An inference call in one launch writes the scores in that launch; otherwise (training,
+   * chunks, block means, many pairs) the finalize kernel runs after the forward launches. */
 #ifndef SSIM_CUDA_NO_FINISH /* a build-time switch for comparing the two ways */
   const bool finish_in_kernel = forward_outputs && deriv_count == 0 && !want_blocks &&
-                                chunk >= z.planes &&
-                                ssim_cuda_finish_fits(z.planes, z.partials_per_plane);
+                                chunk >= z.planes && batch <= SSIM_CUDA_FINISH_MAX_PAIRS;
 #else
   const bool finish_in_kernel = false;
 #endif
@@ -334,24 +338,18 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   const size_t score_bytes = (size_t)batch * (1 + geo.channels) * sizeof(double);
   const size_t result_bytes =
       sizeof(double) + score_bytes + (size_t)(batch * z.blocks) * sizeof(float);
+  bool clear_scratch = false; /* the counter and the planes' sums must be set to zero first */
   if (forward_outputs) {
-    const size_t counters_cap = st->counters.cap; /* grows, never shrinks: a new buffer */
-    const size_t counters = (size_t)batch;        /* a pair's (finalize), or the launch's first */
-    if ((rc = buffer_reserve(&st->partials, partial_bytes, false, detail)) != 0 ||
+    /* Grown buffers are new ones (they never shrink), whose contents are undefined. */
+    const size_t counters_cap = st->counters.cap, sums_cap = st->plane_sums.cap;
+    if ((want_blocks && (rc = buffer_reserve(&st->partials, partial_bytes, false, detail)) != 0) ||
         (rc = buffer_reserve(&st->results, result_bytes, false, detail)) != 0 ||
-        (rc = buffer_reserve(&st->counters, counters * sizeof(unsigned long long), false,
+        (rc = buffer_reserve(&st->counters, sizeof(unsigned long long), false, detail)) != 0 ||
+        (rc = buffer_reserve(&st->plane_sums, (size_t)z.planes * sizeof(unsigned long long), false,
                              detail)) != 0)
       return rc;
-    /* The finalize kernel's: a pair's planes' sums, for the last of them to add. */
-    if (!finish_in_kernel &&
-        (rc = buffer_reserve(&st->plane_sums, (size_t)z.planes * sizeof(double), false, detail)) !=
-            0)
-      return rc;
-    /* New counters start at zero, cleared on the stream of the call's work (a failing call
-     * waits for that stream before it returns). */
-    if (st->counters.cap != counters_cap)
-      CUDA_TRY("cudaMemsetAsync", cudaMemsetAsync(st->counters.ptr, 0, st->counters.cap,
-                                                  c.async ? c.stream : st->slots[0].stream));
+    clear_scratch =
+        st->sums_dirty || st->counters.cap != counters_cap || st->plane_sums.cap != sums_cap;
   }
   if ((rc = buffer_reserve(&st->results_host, result_bytes, true, detail)) != 0)
     return rc;
@@ -397,6 +395,15 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   if (st->async_pending && !same_stream)
     CUDA_TRY("cudaStreamWaitEvent", cudaStreamWaitEvent(main_stream, st->last, 0));
   st->async_pending = false;
+  if (clear_scratch) {
+    /* On the stream of the call's work, after the work of earlier calls (a failing call waits
+     * for that stream before it returns). */
+    CUDA_TRY("cudaMemsetAsync",
+             cudaMemsetAsync(st->counters.ptr, 0, st->counters.cap, main_stream));
+    CUDA_TRY("cudaMemsetAsync",
+             cudaMemsetAsync(st->plane_sums.ptr, 0, st->plane_sums.cap, main_stream));
+    st->sums_dirty = false;
+  }
   if (used_slots > 1) {
     CUDA_TRY("cudaEventRecord", cudaEventRecord(st->start, main_stream));
     CUDA_TRY("cudaStreamWaitEvent", cudaStreamWaitEvent(st->slots[1].stream, st->start, 0));
@@ -412,7 +419,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   double *channels_out =
       c.async && c.out->channel_scores != nullptr ? c.out->channel_scores : d_channels;
   unsigned long long *counters = static_cast<unsigned long long *>(st->counters.ptr);
-  double *plane_sums = static_cast<double *>(st->plane_sums.ptr);
+  unsigned long long *plane_sums = static_cast<unsigned long long *>(st->plane_sums.ptr);
 
   const size_t in_plane_bytes = (size_t)z.img_px * z.esize;
   for (int64_t first = 0, k = 0; first < z.planes; first += chunk, k++) {
@@ -467,9 +474,10 @@ int run_call(cuda_state *st, const call &c, char *detail) {
     fa.img2 = d_img2;
     fa.planes = n;
     fa.map = d_map;
-    fa.partials = forward_outputs
+    fa.partials = want_blocks
                       ? static_cast<float *>(st->partials.ptr) + first * z.partials_per_plane
                       : nullptr;
+    fa.plane_sums = forward_outputs ? plane_sums + first : nullptr;
     fa.finish.scores = finish_in_kernel ? scores_out : nullptr;
     fa.finish.channel_scores = channels_out;
     fa.finish.flag_copy = c.async ? nullptr : d_flag_copy;
@@ -532,12 +540,12 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   if (forward_outputs && !finish_in_kernel)
     CUDA_TRY("finalize kernel",
              ssim_cuda_finalize(&geo, &layout, batch, static_cast<float *>(st->partials.ptr),
-                                scores_out, channels_out,
+                                plane_sums, scores_out, channels_out,
                                 c.async       ? c.out->block_means
                                 : want_blocks ? d_blocks
                                               : nullptr,
-                                flag, st->call_id, c.async ? nullptr : d_flag_copy, counters,
-                                plane_sums, main_stream, finalize_early));
+                                flag, st->call_id, c.async ? nullptr : d_flag_copy, main_stream,
+                                finalize_early));
   if (c.async) {
     /* NaN scores tell of non-finite input. */
     CUDA_TRY("cudaEventRecord", cudaEventRecord(st->last, main_stream));
@@ -582,6 +590,7 @@ int run_call_safely(cuda_state *st, const call &c, char *detail) {
     return cuda_fail(detail, "cudaSetDevice", err);
   const int rc = run_call(st, c, detail);
   if (rc != 0) {
+    st->sums_dirty = true;
     if (c.async)
       (void)cudaStreamSynchronize(c.stream);
     for (slot &s : st->slots) {

@@ -33,18 +33,37 @@ struct ssim_cuda_geometry {
   int offset;            /* image coordinate of map pixel 0: 0 (same) or SSIM_HALO (valid) */
   int dtype;             /* ssim_dtype of the images */
   int channels;
-  float center; /* subtracted from the pixel values before the moments (see forward.cu) */
+  float center;    /* subtracted from the pixel values before the moments (see forward.cu) */
+  float sum_scale; /* 2^shift of the planes' fixed-point sums (ssim_cuda_sum_scale) */
 };
+
+/*
+ * The scale of the planes' fixed-point sums (scores.cuh): the largest power of two, at most
+ * 2^40, with which a pair's sum of |SSIM| <= 1 over `pair_pixels` map pixels stays below 2^62,
+ * so that neither a plane's nor a pair's sum can overflow 64 bits.
+ */
+inline float ssim_cuda_sum_scale(int64_t pair_pixels) {
+  int bits = 0; /* of pair_pixels */
+  while (bits < 63 && ((int64_t)1 << bits) <= pair_pixels)
+    bits++;
+  const int shift = 62 - bits < 40 ? 62 - bits : 40;
+  float scale = 1.0f;
+  for (int k = 0; k < shift; k++)
+    scale *= 2.0f;
+  return scale;
+}
 
 /*
  * Forward pass over `planes` consecutive planes. The image pointers point at the first plane of
  * the launch. Optional outputs (NULL: not written):
  *   map        the SSIM map of those planes (map_h x map_w each)
- *   partials   the sums of the map's 32 x 32 blocks (see ssim_cuda_partials)
+ *   partials   the sums of the map's 32 x 32 blocks (see ssim_cuda_partials), for block means
  *   deriv      training: the products g * dS/d(statistic) that the backward pass blurs, 3 or 4
  *              sets (see ssim_cuda_deriv_mode) of `planes` map-sized planes, set k at
  *              deriv + k * deriv_stride
  * g is grad_map[pixel] when grad_map is not NULL (map-sized planes like `map`), else grad_scale.
+ *   plane_sums the launch's planes' sums of the map, in fixed point (scores.cuh): every block's
+ *              sum is added to its plane's, plane_sums[0 .. planes - 1]
  * `*nonfinite` is set to `call` when a float input holds NaN or infinity: the flag is never
  * cleared, each engine call has an id of its own, and the flag concerns a call when it holds
  * that call's id.
@@ -58,11 +77,12 @@ enum ssim_cuda_deriv_mode {
 
 /*
  * Scores written by an inference launch itself instead of by ssim_cuda_finalize afterwards
- * (scores NULL: not). Only for a launch of every plane of a call, whose partials are written, and
- * that ssim_cuda_finish_fits: scores double[pairs], channel_scores double[planes]; flag_copy
- * (when not NULL) receives the non-finite flag's value at the end, and when that is the call's
- * id every score and channel score is NaN. `counters` is a zero that every launch leaves so;
- * launches that share it must not overlap. The bits are those of ssim_cuda_finalize.
+ * (scores NULL: not). Only for a launch of every plane of a call of at most
+ * SSIM_CUDA_FINISH_MAX_PAIRS pairs: scores double[pairs],
+ * channel_scores double[planes], from the sums the launch adds to plane_sums, which it leaves at
+ * zero; flag_copy (when not NULL) receives the non-finite flag's value at the end, and when that
+ * is the call's id every score and channel score is NaN. `counters` is a zero that every launch
+ * leaves so; launches that share it must not overlap. The bits are those of ssim_cuda_finalize.
  */
 struct ssim_cuda_finish {
   double *scores;
@@ -71,20 +91,16 @@ struct ssim_cuda_finish {
   unsigned long long *counters;
 };
 
-/* The launches that can finish themselves: the last block to finish reduces every plane, so
- * small ones (the calls where a second kernel's launch and chain are a large share). */
-#define SSIM_CUDA_FINISH_MAX_PLANES 8
-#define SSIM_CUDA_FINISH_MAX_PARTIALS 32768
-inline bool ssim_cuda_finish_fits(int64_t planes, int64_t partials_per_plane) {
-  return planes <= SSIM_CUDA_FINISH_MAX_PLANES &&
-         planes * partials_per_plane <= SSIM_CUDA_FINISH_MAX_PARTIALS;
-}
+/* The launches that can finish themselves: those of at most this many pairs, whose scores the
+ * threads of one block write in a round or two (the finalize kernel has a thread a pair). */
+#define SSIM_CUDA_FINISH_MAX_PAIRS 256
 
 struct ssim_cuda_forward_args {
   const void *img1, *img2;
   int64_t planes;
   float *map;
   float *partials;
+  unsigned long long *plane_sums; /* of the launch's first plane; see scores.cuh */
   struct ssim_cuda_finish finish; /* inference only */
   float *deriv;
   int64_t deriv_stride;
@@ -166,25 +182,24 @@ void ssim_cuda_infer_partials(const struct ssim_cuda_geometry *geo,
                               struct ssim_cuda_partials *layout);
 
 /*
- * Turns the partial sums of `pairs` pairs (all their planes, from plane 0 of `partials`, laid
- * out as `layout`) into scores (double[pairs]), channel scores (double[pairs * channels]) and
- * block means (float[pairs * blocks]; not written when NULL). Deterministic: a fixed summation
- * order. When *nonfinite holds `call`, every score and channel score is NaN instead. *flag_copy
- * (when not NULL) receives the flag's value, for the host to read with the results. Scratch in
- * device memory: `counters` (unsigned long long[pairs]) must hold zeros, and every call leaves
- * them so (a buffer that holds nothing else); `plane_sums` is double[pairs * channels]. Calls
- * that share scratch must not overlap. The sums are added in the order of an in-kernel finish
- * (ssim_cuda_finish), so both give the same bits. With `early` (sm_90 and later, where the
- * launch just before it on `stream` is the inference kernel whose partials it reads), the kernel
- * is launched as a programmatic dependent: its blocks may start while the inference kernel runs
- * and wait on the device for it to end, which saves the gap between two launches.
+ * Writes the scores of `pairs` pairs (double[pairs]) and their channel scores (double[pairs *
+ * channels]) from the planes' fixed-point sums that the forward launches added to plane_sums
+ * (from plane 0), and sets those sums back to zero. With block_means (float[pairs * blocks];
+ * not written when NULL), also the block means from the partial sums of all the pairs' planes
+ * (`partials`, laid out as `layout`), added in a fixed order. When *nonfinite holds `call`,
+ * every score and channel score is NaN instead. *flag_copy (when not NULL) receives the flag's
+ * value, for the host to read with the results. The scores have the bits of an in-kernel finish
+ * (ssim_cuda_finish). With `early` (sm_90 and later, where the launch just before it on `stream`
+ * is the forward kernel whose sums it reads), the kernel is launched as a programmatic
+ * dependent: its blocks may start while the forward kernel runs and wait on the device for it to
+ * end, which saves the gap between two launches.
  */
 cudaError_t ssim_cuda_finalize(const struct ssim_cuda_geometry *geo,
                                const struct ssim_cuda_partials *layout, int64_t pairs,
-                               const float *partials, double *scores, double *channel_scores,
-                               float *block_means, const unsigned *nonfinite, unsigned call,
-                               unsigned *flag_copy, unsigned long long *counters,
-                               double *plane_sums, cudaStream_t stream, bool early);
+                               const float *partials, unsigned long long *plane_sums,
+                               double *scores, double *channel_scores, float *block_means,
+                               const unsigned *nonfinite, unsigned call, unsigned *flag_copy,
+                               cudaStream_t stream, bool early);
 /* Whether the current device runs the finalize kernel's own wait for an early launch: code for
  * sm_90 or later, not a build for older GPUs compiled by the driver (which lacks it). */
 bool ssim_cuda_finalize_can_wait(void);

@@ -239,7 +239,7 @@ __global__ void __launch_bounds__(forward_config<TH>::threads, forward_config<TH
       }
     }
 
-    if (args.partials != nullptr) {
+    if (args.plane_sums != nullptr) { /* scores asked for (block means need them too) */
       /* Each warp lies in one 32-wide half of the tile: reduce per warp, then per half, in a
        * fixed order so that repeated runs give the same bits. */
 #pragma unroll
@@ -252,7 +252,9 @@ __global__ void __launch_bounds__(forward_config<TH>::threads, forward_config<TH
         float half = 0.0f;
         for (int w = threadIdx.x; w < THREADS / 32; w += 2)
           half += s_warp[w];
-        args.partials[t * 2 + threadIdx.x] = half;
+        if (args.partials != nullptr)
+          args.partials[t * 2 + threadIdx.x] = half;
+        add_to_plane_sum(args.plane_sums + pos.plane, half, geo.sum_scale);
       }
     }
     /* The next tile overwrites the staged pixels, the blurred rows and s_warp. */
@@ -260,40 +262,39 @@ __global__ void __launch_bounds__(forward_config<TH>::threads, forward_config<TH
   }
 }
 
-constexpr int kFinalizeThreads = kSumLanes;
+constexpr int kFinalizeThreads = 256;
 
 /*
- * One block per plane: the plane's sum, its channel score and its share of the pair's block
- * means; the pair's score comes from the last of its planes (score_plane).
+ * Thread `id` of the grid: pair `id`'s scores (score_pair), and with block means, every
+ * (gridDim.x * blockDim.x)-th block mean of all the pairs from entry `id`.
  */
 __global__ void __launch_bounds__(kFinalizeThreads)
-    finalize_kernel(const ssim_cuda_geometry geo, const ssim_cuda_partials layout,
-                    const float *__restrict__ partials, double *__restrict__ scores,
-                    double *__restrict__ channel_scores, float *__restrict__ block_means,
-                    const unsigned *nonfinite, unsigned call, unsigned *flag_copy,
-                    unsigned long long *counters, double *plane_sums) {
-  __shared__ double s_red[kScoresSharedBytes / sizeof(double)];
+    finalize_kernel(const ssim_cuda_geometry geo, const ssim_cuda_partials layout, int64_t pairs,
+                    const float *__restrict__ partials, unsigned long long *plane_sums,
+                    double *__restrict__ scores, double *__restrict__ channel_scores,
+                    float *__restrict__ block_means, const unsigned *nonfinite, unsigned call,
+                    unsigned *flag_copy) {
   wait_for_prior_grid();
-  const int channels = geo.channels;
-  const int64_t pair = blockIdx.x / channels;
-  const int c = (int)(blockIdx.x - pair * channels);
+  const int64_t id = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   /* A NaN or infinite input makes the call's scores NaN (the caller that waits for them reports
    * the error instead). */
-  const bool bad = *nonfinite == call;
-  if (flag_copy != nullptr && blockIdx.x == 0 && threadIdx.x == 0)
-    *flag_copy = *nonfinite;
-  const int64_t per_plane = layout.piece_rows * layout.pitch;
-  const float *pair_partials = partials + pair * channels * per_plane;
-  const double s = ordered_sum(pair_partials + c * per_plane, per_plane, s_red);
-  score_plane(geo, blockIdx.x, s, scores, channel_scores, plane_sums, counters, bad, s_red);
+  const unsigned flag = *nonfinite;
+  if (flag_copy != nullptr && id == 0)
+    *flag_copy = flag;
+  if (id < pairs)
+    score_pair(geo, id, plane_sums, scores, channel_scores, flag == call);
   if (block_means == nullptr)
     return;
 
-  /* The pair's block means, shared among its planes' blocks. */
+  /* A block's mean: its pieces of every plane of its pair, in plane and piece order. */
+  const int channels = geo.channels;
+  const int64_t per_plane = layout.piece_rows * layout.pitch;
   const int64_t nby = div_up(geo.map_h, SSIM_BLOCK), nbx = div_up(geo.map_w, SSIM_BLOCK);
-  for (int64_t b = (int64_t)c * kFinalizeThreads + threadIdx.x; b < nby * nbx;
-       b += (int64_t)channels * kFinalizeThreads) {
+  const int64_t per_pair = nby * nbx;
+  for (int64_t e = id; e < pairs * per_pair; e += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t pair = e / per_pair, b = e - pair * per_pair;
     const int64_t by = b / nbx, bx = b % nbx;
+    const float *pair_partials = partials + pair * channels * per_plane;
     double sum = 0.0;
     for (int k = 0; k < channels; k++)
       for (int piece = 0; piece < layout.pieces; piece++) {
@@ -303,7 +304,7 @@ __global__ void __launch_bounds__(kFinalizeThreads)
       }
     const int64_t bh = min((int64_t)SSIM_BLOCK, geo.map_h - by * SSIM_BLOCK);
     const int64_t bw = min((int64_t)SSIM_BLOCK, geo.map_w - bx * SSIM_BLOCK);
-    block_means[pair * nby * nbx + b] = (float)(sum / ((double)channels * bh * bw));
+    block_means[e] = (float)(sum / ((double)channels * bh * bw));
   }
 }
 
@@ -404,12 +405,17 @@ bool ssim_cuda_finalize_can_wait() {
 }
 
 cudaError_t ssim_cuda_finalize(const ssim_cuda_geometry *geo, const ssim_cuda_partials *layout,
-                               int64_t pairs, const float *partials, double *scores,
-                               double *channel_scores, float *block_means,
+                               int64_t pairs, const float *partials, unsigned long long *plane_sums,
+                               double *scores, double *channel_scores, float *block_means,
                                const unsigned *nonfinite, unsigned call, unsigned *flag_copy,
-                               unsigned long long *counters, double *plane_sums,
                                cudaStream_t stream, bool early) {
-  const int64_t blocks = pairs * geo->channels;
+  /* A thread a pair; with block means, enough blocks to spread them (a grid-stride loop past
+   * that). */
+  int64_t blocks = div_up(pairs, (int64_t)kFinalizeThreads);
+  if (block_means != nullptr) {
+    const int64_t means = pairs * div_up(geo->map_h, SSIM_BLOCK) * div_up(geo->map_w, SSIM_BLOCK);
+    blocks = max(blocks, min(div_up(means, (int64_t)kFinalizeThreads), (int64_t)4096));
+  }
   if (blocks > INT32_MAX)
     return cudaErrorInvalidConfiguration;
   cudaLaunchConfig_t config = {};
@@ -421,7 +427,6 @@ cudaError_t ssim_cuda_finalize(const ssim_cuda_geometry *geo, const ssim_cuda_pa
   attribute.val.programmaticStreamSerializationAllowed = 1;
   config.attrs = &attribute;
   config.numAttrs = early ? 1 : 0;
-  return cudaLaunchKernelEx(&config, finalize_kernel, *geo, *layout, partials, scores,
-                            channel_scores, block_means, nonfinite, call, flag_copy, counters,
-                            plane_sums);
+  return cudaLaunchKernelEx(&config, finalize_kernel, *geo, *layout, pairs, partials, plane_sums,
+                            scores, channel_scores, block_means, nonfinite, call, flag_copy);
 }

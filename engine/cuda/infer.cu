@@ -334,8 +334,11 @@ template <typename T, int SW, bool VEC> struct strip_walk {
       for (int off = 16; off > 0; off >>= 1)
         s += __shfl_xor_sync(0xffffffffu, s, off);
       const int64_t bx = strip * cfg::blocks_of_32 + cb;
-      if (lane == 0 && args.partials != nullptr && bx < plan.partial_pitch)
-        args.partials[(plane * plan.block_rows + u) * plan.partial_pitch + bx] = s;
+      if (lane == 0) {
+        if (args.partials != nullptr && bx < plan.partial_pitch)
+          args.partials[(plane * plan.block_rows + u) * plan.partial_pitch + bx] = s;
+        add_to_plane_sum(args.plane_sums + plane, s, geo.sum_scale);
+      }
     }
   }
 
@@ -402,7 +405,7 @@ __global__ void __launch_bounds__(strip_config<T, SW>::threads, strip_config<T, 
   /* A walk ends with a barrier and leaves all shared memory free. */
   static_assert(strip_config<T, SW>::smem >= kFinishSharedBytes, "room for the finish");
   if (args.finish.scores != nullptr)
-    finish_run(geo, args, plan, reinterpret_cast<double *>(smem4));
+    finish_run(geo, args, reinterpret_cast<double *>(smem4));
 }
 
 template <typename T, int SW, bool VEC> cudaError_t prepare_infer(int sms, int *resident) {

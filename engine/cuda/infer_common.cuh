@@ -93,12 +93,11 @@ inline int64_t launch_blocks(const strip_plan &plan, int resident) {
   return min((int64_t)resident, plan.units);
 }
 
-/* The in-kernel finish (args.finish) of a block that has walked its run, with its partial sums
+/* The in-kernel finish (args.finish) of a block that has walked its run, with its sums added
  * and the non-finite flag written; `shared` is kFinishSharedBytes of shared memory. */
 __device__ __forceinline__ void finish_run(const ssim_cuda_geometry &geo,
-                                           const ssim_cuda_forward_args &args,
-                                           const strip_plan &plan, double *shared) {
-  const kernel_finisher finisher{geo, args, plan.block_rows * plan.partial_pitch, shared};
+                                           const ssim_cuda_forward_args &args, double *shared) {
+  const kernel_finisher finisher{geo, args, shared};
   finisher.block_done();
 }
 

@@ -23,8 +23,8 @@
  *
  * Sums: each thread adds its column's outputs of a unit's rows in order, then the 32 columns of
  * a warp (one 32 x 32 block) are added in a fixed butterfly; a block's sum does not depend on how
- * the work was cut. The kernel sums S / 4 (see ssim_quarter) and scales the block sums by 4,
- * which is exact.
+ * the work was cut (block means are these sums). The kernel sums S / 4 (see ssim_quarter) and
+ * scales the block sums by 4, which is exact; each is added to its plane's sum (scores.cuh).
  *
  * Non-finite input: a blurred mean is NaN or infinite exactly when a pixel of its window is. The
  * means of output rows 11 apart have windows that tile the input rows, so checking one output
@@ -219,7 +219,7 @@ __device__ __forceinline__ void barrier_wait(uint64_t *bar, unsigned parity) {
 /* Copies the box at (x, y, z) of `map` to `dst`; its bytes complete a phase of `bar`. The pixels
  * are read once (a strip's halo columns twice, by the neighbouring strip at about the same
  * time), so they are marked first to leave L2: what L2 holds for longer is then the kernel's own
- * code and the partial sums, which the finish of the launch reads. */
+ * code, which the finish of the launch runs cold. */
 __device__ __forceinline__ void tma_load(void *dst, const CUtensorMap *map, int x, int y, int z,
                                          uint64_t *bar) {
   uint64_t policy;
@@ -308,8 +308,8 @@ template <typename T, int SW, int E0> struct tma_block {
   }
 #endif
 
-  /* The sum of this warp's 32 columns over one unit (S / 4 summed, so x 4), as its block's
-   * partial sum. */
+  /* The sum of this warp's 32 columns over one unit (S / 4 summed, so x 4): its block's sum,
+   * added to the plane's sum and, for block means, kept as its partial sum. */
   __device__ __forceinline__ void flush(float &colsum, int64_t plane, int64_t strip,
                                         int64_t unit) const {
     float s = colsum;
@@ -318,8 +318,11 @@ template <typename T, int SW, int E0> struct tma_block {
       s += __shfl_xor_sync(0xffffffffu, s, off);
     colsum = 0.0f;
     const int64_t bx = strip * (SW / SSIM_BLOCK) + threadIdx.x / 32;
-    if (threadIdx.x % 32 == 0 && args.partials != nullptr && bx < plan.partial_pitch)
-      args.partials[(plane * plan.block_rows + unit) * plan.partial_pitch + bx] = 4.0f * s;
+    if (threadIdx.x % 32 == 0) {
+      if (args.partials != nullptr && bx < plan.partial_pitch)
+        args.partials[(plane * plan.block_rows + unit) * plan.partial_pitch + bx] = 4.0f * s;
+      add_to_plane_sum(args.plane_sums + plane, 4.0f * s, geo.sum_scale);
+    }
   }
 
   /* What the vertical pass of a walk carries from row to row. */
@@ -471,7 +474,7 @@ __global__ void __launch_bounds__(tma_config<T, SW, E0>::threads, tma_config<T, 
                     kFinishSharedBytes,
                 "room for the finish");
   if (args.finish.scores != nullptr)
-    finish_run(geo, args, plan, reinterpret_cast<double *>(base));
+    finish_run(geo, args, reinterpret_cast<double *>(base));
 #endif
 }
 
