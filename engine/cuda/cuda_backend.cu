@@ -339,14 +339,16 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   const size_t result_bytes =
       sizeof(double) + score_bytes + (size_t)(batch * z.blocks) * sizeof(float);
   bool clear_scratch = false; /* the counter and the planes' sums must be set to zero first */
+  const int64_t sum_stride = ssim_cuda_sum_stride(z.planes);
   if (forward_outputs) {
     /* Grown buffers are new ones (they never shrink), whose contents are undefined. */
     const size_t counters_cap = st->counters.cap, sums_cap = st->plane_sums.cap;
     if ((want_blocks && (rc = buffer_reserve(&st->partials, partial_bytes, false, detail)) != 0) ||
         (rc = buffer_reserve(&st->results, result_bytes, false, detail)) != 0 ||
         (rc = buffer_reserve(&st->counters, sizeof(unsigned long long), false, detail)) != 0 ||
-        (rc = buffer_reserve(&st->plane_sums, (size_t)z.planes * sizeof(unsigned long long), false,
-                             detail)) != 0)
+        (rc = buffer_reserve(&st->plane_sums,
+                             SSIM_CUDA_SUM_SLOTS * (size_t)sum_stride * sizeof(unsigned long long),
+                             false, detail)) != 0)
       return rc;
     clear_scratch =
         st->sums_dirty || st->counters.cap != counters_cap || st->plane_sums.cap != sums_cap;
@@ -478,6 +480,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
                       ? static_cast<float *>(st->partials.ptr) + first * z.partials_per_plane
                       : nullptr;
     fa.plane_sums = forward_outputs ? plane_sums + first : nullptr;
+    fa.sum_stride = sum_stride;
     fa.finish.scores = finish_in_kernel ? scores_out : nullptr;
     fa.finish.channel_scores = channels_out;
     fa.finish.flag_copy = c.async ? nullptr : d_flag_copy;
@@ -540,7 +543,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   if (forward_outputs && !finish_in_kernel)
     CUDA_TRY("finalize kernel",
              ssim_cuda_finalize(&geo, &layout, batch, static_cast<float *>(st->partials.ptr),
-                                plane_sums, scores_out, channels_out,
+                                plane_sums, sum_stride, scores_out, channels_out,
                                 c.async       ? c.out->block_means
                                 : want_blocks ? d_blocks
                                               : nullptr,

@@ -337,7 +337,7 @@ template <typename T, int SW, bool VEC> struct strip_walk {
       if (lane == 0) {
         if (args.partials != nullptr && bx < plan.partial_pitch)
           args.partials[(plane * plan.block_rows + u) * plan.partial_pitch + bx] = s;
-        add_to_plane_sum(args.plane_sums + plane, s, geo.sum_scale);
+        add_to_plane_sum(args, plane, fixed_point(s, geo.sum_scale));
       }
     }
   }

@@ -309,26 +309,26 @@ template <typename T, int SW, int E0> struct tma_block {
 #endif
 
   /* The sum of this warp's 32 columns over one unit (S / 4 summed, so x 4): its block's sum,
-   * added to the plane's sum and, for block means, kept as its partial sum. */
-  __device__ __forceinline__ void flush(float &colsum, int64_t plane, int64_t strip,
-                                        int64_t unit) const {
+   * added in fixed point to the walk's (`walk_sum`, the same in every lane) and, for block
+   * means, kept as its partial sum. */
+  __device__ __forceinline__ void flush(float &colsum, long long &walk_sum, int64_t plane,
+                                        int64_t strip, int64_t unit) const {
     float s = colsum;
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1)
       s += __shfl_xor_sync(0xffffffffu, s, off);
     colsum = 0.0f;
+    walk_sum += fixed_point(4.0f * s, geo.sum_scale);
     const int64_t bx = strip * (SW / SSIM_BLOCK) + threadIdx.x / 32;
-    if (threadIdx.x % 32 == 0) {
-      if (args.partials != nullptr && bx < plan.partial_pitch)
-        args.partials[(plane * plan.block_rows + unit) * plan.partial_pitch + bx] = 4.0f * s;
-      add_to_plane_sum(args.plane_sums + plane, 4.0f * s, geo.sum_scale);
-    }
+    if (threadIdx.x % 32 == 0 && args.partials != nullptr && bx < plan.partial_pitch)
+      args.partials[(plane * plan.block_rows + unit) * plan.partial_pitch + bx] = 4.0f * s;
   }
 
   /* What the vertical pass of a walk carries from row to row. */
   struct column_state {
     float acc[kBatch][kStats]; /* the sliding window */
     float colsum;              /* S / 4 of this column over the current unit's rows so far */
+    long long walk_sum;        /* the warp's block sums of the walk's units so far (fixed point) */
     float in_map;              /* 1 for a column of the map, 0 past its right edge */
     float *map_col;            /* the column's map pixel of walk row 0, or NULL */
     int event;                 /* the next output row that ends a unit */
@@ -364,7 +364,7 @@ template <typename T, int SW, int E0> struct tma_block {
         if constexpr (K == kBatch - 1)
           check_means(out, check);
         if (EVENTS && jbase + K == c.event) {
-          flush(c.colsum, c.plane, c.strip, c.unit);
+          flush(c.colsum, c.walk_sum, c.plane, c.strip, c.unit);
           c.unit++;
           if (c.event == c.rows - 1) {
             check_means(out, check);
@@ -399,6 +399,7 @@ template <typename T, int SW, int E0> struct tma_block {
     column_state c;
     const int64_t col = strip * SW + threadIdx.x;
     c.colsum = 0.0f;
+    c.walk_sum = 0;
     c.in_map = col < geo.map_w ? 1.0f : 0.0f;
     c.map_col =
         MAP && col < geo.map_w ? args.map + (plane * geo.map_h + r0) * geo.map_w + col : nullptr;
@@ -428,6 +429,9 @@ template <typename T, int SW, int E0> struct tma_block {
       if (cfg::h_buffers == 1)
         __syncthreads(); /* the blurred rows are read before the next step writes them */
     }
+    /* One atomic a warp and walk: integers add up the same whichever way they are grouped. */
+    if (threadIdx.x % 32 == 0)
+      add_to_plane_sum(args, plane, c.walk_sum);
 #endif
   }
 };

@@ -41,13 +41,18 @@ __device__ __forceinline__ void wait_for_prior_grid() {
 #endif
 }
 
-/* Adds `sum`, a sum of map pixels, to the fixed-point sum of its plane. Exact zeros (blocks
- * past the map's edge) are not added: adding them would change nothing. */
-__device__ __forceinline__ void add_to_plane_sum(unsigned long long *plane_sum, float sum,
-                                                 float sum_scale) {
-  const long long q = __float2ll_rn(sum * sum_scale); /* a power of two: the product is exact */
+/* `sum`, a sum of map pixels, in the fixed point of the planes' sums. */
+__device__ __forceinline__ long long fixed_point(float sum, float sum_scale) {
+  return __float2ll_rn(sum * sum_scale); /* a power of two: the product is exact */
+}
+
+/* Adds `q` (fixed_point sums, added up) to plane `plane` of a launch, in this block's slot.
+ * Zeros (blocks past the map's edge) are not added: adding them would change nothing. */
+__device__ __forceinline__ void add_to_plane_sum(const ssim_cuda_forward_args &args, int64_t plane,
+                                                 long long q) {
   if (q != 0)
-    atomicAdd(plane_sum, (unsigned long long)q);
+    atomicAdd(args.plane_sums + (blockIdx.x % SSIM_CUDA_SUM_SLOTS) * args.sum_stride + plane,
+              (unsigned long long)q);
 }
 
 /* Shared memory of an in-kernel finish (kernel_finisher): one word. */
@@ -81,23 +86,27 @@ __device__ inline double nan_score() {
 }
 
 /*
- * One thread: pair `pair`'s channel scores and score from its planes' fixed-point sums
- * (plane_sums[pair * channels + k]), which it then sets back to zero. The pair's sum is its
- * planes' integers added (ssim_cuda_sum_scale leaves room for them). NaN everywhere when `bad`
- * (the call's input was not finite). The sums were written by other blocks or launches, so they
- * are read from L2 (ld.cg): L1 is not coherent.
+ * One thread: pair `pair`'s channel scores and score from its planes' fixed-point sums (the
+ * slots of plane p at plane_sums[k * sum_stride + p]), which it then sets back to zero. The pair's
+ * sum is its planes' integers added (ssim_cuda_sum_scale leaves room for them). NaN everywhere when
+ * `bad` (the call's input was not finite). The sums were written by other blocks or launches, so
+ * they are read from L2 (ld.cg): L1 is not coherent.
  */
 __device__ inline void score_pair(const ssim_cuda_geometry &geo, int64_t pair,
-                                  unsigned long long *plane_sums, double *scores,
-                                  double *channel_scores, bool bad) {
+                                  unsigned long long *plane_sums, int64_t sum_stride,
+                                  double *scores, double *channel_scores, bool bad) {
   const int channels = geo.channels;
   const double unit = 1.0 / (double)geo.sum_scale; /* a power of two: exact */
   const double map_px = (double)(geo.map_h * geo.map_w);
   unsigned long long total = 0;
   for (int k = 0; k < channels; k++) {
-    unsigned long long *sum = plane_sums + pair * channels + k;
-    const unsigned long long q = __ldcg(sum);
-    *sum = 0;
+    unsigned long long q = 0;
+#pragma unroll
+    for (int slot = 0; slot < SSIM_CUDA_SUM_SLOTS; slot++) {
+      unsigned long long *sum = plane_sums + slot * sum_stride + pair * channels + k;
+      q += __ldcg(sum);
+      *sum = 0;
+    }
     total += q;
     channel_scores[pair * channels + k] = bad ? nan_score() : (double)(long long)q * unit / map_px;
   }
@@ -123,7 +132,7 @@ struct kernel_finisher {
     const bool bad = flag == args.call;
     const int64_t pairs = args.planes / geo.channels;
     for (int64_t pair = threadIdx.x; pair < pairs; pair += blockDim.x)
-      score_pair(geo, pair, args.plane_sums, f.scores, f.channel_scores, bad);
+      score_pair(geo, pair, args.plane_sums, args.sum_stride, f.scores, f.channel_scores, bad);
     if (threadIdx.x == 0) {
       *f.counters = 0;
       if (f.flag_copy != nullptr)
