@@ -220,6 +220,10 @@ static const struct special_case special_params[] = {
 
 /* ---- A batch is its pairs computed one by one -------------------------------------------- */
 
+/* The scores bit for bit (each backend sums a plane the same way whatever else is in the call;
+ * the CUDA backend's sums are integers, see engine/cuda/scores.cuh); the rest within float
+ * rounding. */
+
 static void test_batch_is_pairs(void **state) {
   const struct th_ctx *ctx = *state;
   ssim_engine_t *engine = th_engine_open(ctx->backend, 0);
@@ -241,15 +245,52 @@ static void test_batch_is_pairs(void **state) {
     struct th_buffers b;
     th_buffers_alloc(&b, &one, TH_ALL);
     compute_or_fail(engine, &one, &b.out);
-    th_check_abs_d("score", b.out.scores, all.out.scores + n, 1, 1e-9);
-    th_check_abs_d("channel_scores", b.out.channel_scores,
-                   all.out.channel_scores + n * b.channel_scores, b.channel_scores, 1e-9);
+    th_check_same_bits("score", b.out.scores, all.out.scores + n, sizeof(double));
+    th_check_same_bits("channel_scores", b.out.channel_scores,
+                       all.out.channel_scores + n * b.channel_scores,
+                       b.channel_scores * sizeof(double));
     th_check_abs_ff("map", b.out.map, all.out.map + n * b.map, b.map, 1e-6);
     th_check_abs_ff("block_means", b.out.block_means, all.out.block_means + n * b.block_means,
                     b.block_means, 1e-6);
     double tol = 1e-5 * max_abs_f(b.out.grad_img1, b.grad);
     th_check_abs_ff("grad_img1", b.out.grad_img1, all.out.grad_img1 + n * b.grad, b.grad, tol);
     th_check_abs_ff("grad_img2", b.out.grad_img2, all.out.grad_img2 + n * b.grad, b.grad, tol);
+    th_buffers_free(&b);
+  }
+  th_buffers_free(&all);
+  th_images_free(&in);
+  th_engine_close(engine);
+}
+
+/* Scores only, bit for bit, of a batch of 300 pairs, which the CUDA backend computes in chunks
+ * on two streams, and of its pairs alone. */
+static void test_batch_is_pairs_scores(void **state) {
+  const struct th_ctx *ctx = *state;
+  ssim_engine_t *engine = th_engine_open(ctx->backend, 0);
+  struct th_rng rng;
+  th_rng_init(&rng, ctx->case_name);
+  struct ssim_inputs in = {.shape = {.batch = 300, .channels = 2, .height = 23, .width = 29},
+                           .dtype = SSIM_DTYPE_F32,
+                           .padding = SSIM_PADDING_SAME};
+  th_images_make(&rng, &in, 0.1);
+  struct th_buffers all;
+  th_buffers_alloc(&all, &in, TH_SCORES | TH_CHANNELS);
+  compute_or_fail(engine, &in, &all.out);
+  const size_t picks[] = {0, 137, 299};
+  for (size_t i = 0; i < sizeof(picks) / sizeof(picks[0]); i++) {
+    const size_t n = picks[i];
+    struct ssim_inputs one = in;
+    const size_t plane_bytes = in.shape.channels * in.shape.height * in.shape.width * 4;
+    one.shape.batch = 1;
+    one.img1 = (const char *)in.img1 + n * plane_bytes;
+    one.img2 = (const char *)in.img2 + n * plane_bytes;
+    struct th_buffers b;
+    th_buffers_alloc(&b, &one, TH_SCORES | TH_CHANNELS);
+    compute_or_fail(engine, &one, &b.out);
+    th_check_same_bits("score", b.out.scores, all.out.scores + n, sizeof(double));
+    th_check_same_bits("channel_scores", b.out.channel_scores,
+                       all.out.channel_scores + n * b.channel_scores,
+                       b.channel_scores * sizeof(double));
     th_buffers_free(&b);
   }
   th_buffers_free(&all);
@@ -425,6 +466,7 @@ static void build_table(void) {
   add("black images score 1 with zero gradient", test_black, NULL);
   add("swapping the images swaps the gradients", test_swap, NULL);
   add("a batch is its pairs computed alone", test_batch_is_pairs, NULL);
+  add("a batch of 300 is its pairs computed alone (scores)", test_batch_is_pairs_scores, NULL);
   add("earlier calls of other shapes change nothing", test_history, NULL);
   for (size_t i = 0; i < sizeof(special_params) / sizeof(special_params[0]); i++) {
     const struct special_case *c = &special_params[i];
