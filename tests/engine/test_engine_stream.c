@@ -183,8 +183,8 @@ static void check_same(const struct device_batch *d) {
 }
 
 /* The calls that want scores alone (with or without channel scores), which the inference launch
- * finishes itself, give the bits of the call that also wants block means and the map (finished
- * by a kernel of its own): asynchronously on `stream`, and through ssim_compute. */
+ * finishes itself (up to 256 pairs), give the bits of the call that also wants block means and the
+ * map (finished by a kernel of its own): asynchronously on `stream`, and through ssim_compute. */
 static void check_scores_alone(ssim_engine_t *engine, const struct device_batch *d,
                                cudaStream_t stream) {
   for (int with_channels = 0; with_channels < 2; with_channels++) {
@@ -340,8 +340,9 @@ static const struct stream_case params[] = {
     {3, 1, 130, 201, SSIM_DTYPE_U16, SSIM_PADDING_SAME},
     {2, 3, 96, 256, SSIM_DTYPE_F32, SSIM_PADDING_SAME},
     {1, 2, 517, 389, SSIM_DTYPE_F32, SSIM_PADDING_VALID},
-    {4, 3, 40, 70, SSIM_DTYPE_U8, SSIM_PADDING_SAME}, /* more planes than a launch finishes */
-    /* Tall and narrow: 1028 block sums a plane, 4 or 5 for each lane of the finish's sums. */
+    {4, 3, 40, 70, SSIM_DTYPE_U8, SSIM_PADDING_SAME},
+    {300, 1, 24, 40, SSIM_DTYPE_U8, SSIM_PADDING_SAME}, /* more pairs than a launch finishes */
+    /* Tall and narrow: 1028 block sums a plane, from walks of many blocks. */
     {1, 2, 16448, 64, SSIM_DTYPE_F32, SSIM_PADDING_SAME},
 };
 #define PARAM_COUNT (sizeof(params) / sizeof(params[0]))
