@@ -220,10 +220,29 @@ static const struct special_case special_params[] = {
 
 /* ---- A batch is its pairs computed one by one -------------------------------------------- */
 
-/* The scores bit for bit (each backend sums a plane the same way whatever else is in the call;
- * the CUDA backend's sums are integers, see engine/cuda/scores.cuh); the rest within float
- * rounding. */
+/* Pair n of a batch, as a batch of its own. */
+static struct ssim_inputs pair_of(const struct ssim_inputs *in, size_t n) {
+  const size_t pair_bytes =
+      in->shape.channels * in->shape.height * in->shape.width * th_dtype_size(in->dtype);
+  struct ssim_inputs one = *in;
+  one.shape.batch = 1;
+  one.img1 = (const char *)in->img1 + n * pair_bytes;
+  one.img2 = (const char *)in->img2 + n * pair_bytes;
+  return one;
+}
 
+/* The scores of pair n of a batch (`all`) and of that pair alone (`one`) are the same bits: each
+ * backend sums a plane the same way whatever else is in the call (the CUDA backend's sums are
+ * integers, see engine/cuda/scores.cuh). */
+static void check_same_scores(const struct th_buffers *one, const struct th_buffers *all,
+                              size_t n) {
+  th_check_same_bits("score", one->out.scores, all->out.scores + n, sizeof(double));
+  th_check_same_bits("channel_scores", one->out.channel_scores,
+                     all->out.channel_scores + n * one->channel_scores,
+                     one->channel_scores * sizeof(double));
+}
+
+/* Every output; those other than the scores within float rounding. */
 static void test_batch_is_pairs(void **state) {
   const struct th_ctx *ctx = *state;
   ssim_engine_t *engine = th_engine_open(ctx->backend, 0);
@@ -237,18 +256,11 @@ static void test_batch_is_pairs(void **state) {
   th_buffers_alloc(&all, &in, TH_ALL);
   compute_or_fail(engine, &in, &all.out);
   for (size_t n = 0; n < in.shape.batch; n++) {
-    struct ssim_inputs one = in;
-    size_t plane_bytes = in.shape.channels * in.shape.height * in.shape.width * 2;
-    one.shape.batch = 1;
-    one.img1 = (const char *)in.img1 + n * plane_bytes;
-    one.img2 = (const char *)in.img2 + n * plane_bytes;
+    const struct ssim_inputs one = pair_of(&in, n);
     struct th_buffers b;
     th_buffers_alloc(&b, &one, TH_ALL);
     compute_or_fail(engine, &one, &b.out);
-    th_check_same_bits("score", b.out.scores, all.out.scores + n, sizeof(double));
-    th_check_same_bits("channel_scores", b.out.channel_scores,
-                       all.out.channel_scores + n * b.channel_scores,
-                       b.channel_scores * sizeof(double));
+    check_same_scores(&b, &all, n);
     th_check_abs_ff("map", b.out.map, all.out.map + n * b.map, b.map, 1e-6);
     th_check_abs_ff("block_means", b.out.block_means, all.out.block_means + n * b.block_means,
                     b.block_means, 1e-6);
@@ -278,19 +290,11 @@ static void test_batch_is_pairs_scores(void **state) {
   compute_or_fail(engine, &in, &all.out);
   const size_t picks[] = {0, 137, 299};
   for (size_t i = 0; i < sizeof(picks) / sizeof(picks[0]); i++) {
-    const size_t n = picks[i];
-    struct ssim_inputs one = in;
-    const size_t plane_bytes = in.shape.channels * in.shape.height * in.shape.width * 4;
-    one.shape.batch = 1;
-    one.img1 = (const char *)in.img1 + n * plane_bytes;
-    one.img2 = (const char *)in.img2 + n * plane_bytes;
+    const struct ssim_inputs one = pair_of(&in, picks[i]);
     struct th_buffers b;
     th_buffers_alloc(&b, &one, TH_SCORES | TH_CHANNELS);
     compute_or_fail(engine, &one, &b.out);
-    th_check_same_bits("score", b.out.scores, all.out.scores + n, sizeof(double));
-    th_check_same_bits("channel_scores", b.out.channel_scores,
-                       all.out.channel_scores + n * b.channel_scores,
-                       b.channel_scores * sizeof(double));
+    check_same_scores(&b, &all, picks[i]);
     th_buffers_free(&b);
   }
   th_buffers_free(&all);
