@@ -95,7 +95,6 @@ template <typename T, int SW, int E0> struct tma_config {
   static constexpr int item_w = item_width<SW>();
   static constexpr int vec = item_w % 4 == 0 ? 4 : 2; /* pixels per load and store of an item */
   static constexpr int items_per_row = SW / item_w;
-  static constexpr int items = kBatch * items_per_row;
   static constexpr int cols = item_w + 2 * SSIM_HALO; /* input columns of an item */
   /* A box starts `lead` pixels left of the strip's first input column, where the TMA may start
    * (a 16-byte boundary): lead < chunk. An item's loads start at column (lead & ~3) + skip and
@@ -233,18 +232,20 @@ __device__ __forceinline__ void tma_load(void *dst, const CUtensorMap *map, int 
 #endif
 
 /*
- * The horizontal pass of one step: kBatch rows x SW outputs of the four statistics, from the
- * staged rows of both images (box_w pixels a row, starting at an item's first load) into `h`
- * (kBatch rows of SW float4s at cfg::h_index, the four statistics of an output in one).
+ * The horizontal pass of one step: the first `rows` (at most kBatch) rows x SW outputs of the
+ * four statistics, from the staged rows of both images (box_w pixels a row, starting at an item's
+ * first load) into `h` (kBatch rows of SW float4s at cfg::h_index, the four statistics of an
+ * output in one). A walk's last step may need fewer than kBatch rows.
  */
 template <typename T, int SW, int E0>
 __device__ __forceinline__ void horizontal_step(const T *__restrict__ sx, const T *__restrict__ sy,
-                                                float *__restrict__ h, float center) {
+                                                float *__restrict__ h, float center, int rows) {
   using cfg = tma_config<T, SW, E0>;
   constexpr int N = cfg::vec;
   constexpr float w[SSIM_WINDOW] = SSIM__GAUSS_TAPS;
   constexpr float scale = unit_scale<T>();
-  for (int item = threadIdx.x; item < cfg::items; item += cfg::threads) {
+  const int items = rows * cfg::items_per_row;
+  for (int item = threadIdx.x; item < items; item += cfg::threads) {
     const int k = item / cfg::items_per_row;
     const int first = (item - k * cfg::items_per_row) * cfg::item_w;
     const T *px = sx + k * cfg::box_w + first, *py = sy + k * cfg::box_w + first;
@@ -414,7 +415,10 @@ template <typename T, int SW, int E0> struct tma_block {
       /* Whole 4-pixel groups before the strip's first input column, then the item's. */
       const int skip = (lead & ~3) + cfg::skip;
       float *h = hbuf + (cfg::h_buffers == 2 ? buf : 0) * cfg::h_floats;
-      horizontal_step<T, SW, E0>(staged(step, 0) + skip, staged(step, 1) + skip, h, geo.center);
+      /* The walk's input rows are its rows + kWarm; the last step needs the rest of them. */
+      const int step_rows = min(kBatch, rows + kWarm - s * kBatch);
+      horizontal_step<T, SW, E0>(staged(step, 0) + skip, staged(step, 1) + skip, h, geo.center,
+                                 step_rows);
       /* The blurred rows are complete, and this step's staged rows read. */
       __syncthreads();
       if (threadIdx.x == 0 && s + 2 < steps)
