@@ -2,18 +2,20 @@
  * scores.cuh: how the map's sums become scores. Internal to engine/cuda.
  *
  * Every forward kernel adds each sum it makes of the map (a 32 x 32 block, or half a training
- * tile) to its plane's sum, in fixed point: round(sum * 2^shift) as a 64-bit integer, with one
- * atomic add (ssim_cuda_geometry.sum_scale; see ssim_cuda_sum_scale). Integer addition does not
- * depend on order, so a plane's sum has the same bits however the work was cut into launches,
- * chunks and blocks and whatever order the blocks ran in: a batch and its pairs alone, host and
- * device memory, ssim_compute and ssim_compute_async agree bitwise. Rounding a block's sum to
- * 2^-shift (at least 2^-40 of a sum of up to 1024) changes a score by far less than float
- * rounding of the map does.
+ * tile) to its plane's sum, in fixed point: round(sum * 2^shift) as a 64-bit integer
+ * (ssim_cuda_geometry.sum_scale; see ssim_cuda_sum_scale), by atomic adds into one of the
+ * plane's SSIM_CUDA_SUM_SLOTS slots (the TMA kernel first adds a walk's sums in a register, and
+ * makes one atomic a warp and walk). Integer addition does not depend on order, so a plane's sum
+ * has the same bits however the work was cut into launches, chunks and blocks and whatever order
+ * the blocks ran in: a batch and its pairs alone, host and device memory, ssim_compute and
+ * ssim_compute_async agree bitwise. Rounding a block's sum (up to 1024) to a multiple of 2^-shift
+ * (2^-39 for a 1080p pair) changes a score by far less than float rounding of the map does.
  *
  * The scores are then written from those sums in one of two places, with the same code:
  *   - forward.cu's finalize kernel, a thread per pair, after the forward launches (training,
  *     block means, calls cut into chunks);
- *   - otherwise the inference kernel itself: the last of its blocks to finish (kernel_finisher).
+ *   - otherwise (an inference launch of a whole call of at most SSIM_CUDA_FINISH_MAX_PAIRS
+ *     pairs) the inference kernel itself: the last of its blocks to finish (kernel_finisher).
  *     This saves the finalize kernel's launch, part of the fixed cost that dominates small calls.
  * Whichever writes a pair's scores also sets its planes' sums back to zero for the next call.
  */
