@@ -94,17 +94,14 @@ class Engine:
         Through ssim_bench_call where it is loaded, unless `compiled` is False."""
         b, c, h, w = img1.shape
         ptr = lambda t: t.data_ptr() if t is not None else None
-        stream = current_stream_handle()
+        args = (self.handle, dtype, padding, b, c, h, w, img1.data_ptr(), img2.data_ptr(),
+                ptr(out["scores"]), ptr(out.get("channels")), ptr(out.get("map")),
+                ptr(out.get("blocks")), ptr(out.get("grad1")), ptr(out.get("grad2")),
+                current_stream_handle())
         if compiled and self.call is not None:
-            self.check(self.call.compute_async(
-                self.async_fn, self.handle, dtype, padding, b, c, h, w, img1.data_ptr(),
-                img2.data_ptr(), ptr(out["scores"]), ptr(out.get("channels")), ptr(out.get("map")),
-                ptr(out.get("blocks")), ptr(out.get("grad1")), ptr(out.get("grad2")), stream))
-            return
-        self.check(self.lib.ssim_bench_compute_async(
-            self.handle, dtype, padding, b, c, h, w, img1.data_ptr(), img2.data_ptr(),
-            ptr(out["scores"]), ptr(out.get("channels")), ptr(out.get("map")),
-            ptr(out.get("blocks")), ptr(out.get("grad1")), ptr(out.get("grad2")), stream))
+            self.check(self.call.compute_async(self.async_fn, *args))
+        else:
+            self.check(self.lib.ssim_bench_compute_async(*args))
 
     def backward(self, img1, img2, dtype, grad_map, grad1, grad2, padding=SAME):
         b, c, h, w = img1.shape

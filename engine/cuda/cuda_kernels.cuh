@@ -13,6 +13,7 @@
 #define SSIM_CUDA_KERNELS_CUH
 
 #include <cuda_runtime.h>
+#include <math.h>
 #include <stdint.h>
 
 #include "ssim.h"
@@ -46,11 +47,7 @@ inline float ssim_cuda_sum_scale(int64_t pair_pixels) {
   int bits = 0; /* of pair_pixels */
   while (bits < 63 && ((int64_t)1 << bits) <= pair_pixels)
     bits++;
-  const int shift = 62 - bits < 40 ? 62 - bits : 40;
-  float scale = 1.0f;
-  for (int k = 0; k < shift; k++)
-    scale *= 2.0f;
-  return scale;
+  return ldexpf(1.0f, 62 - bits < 40 ? 62 - bits : 40);
 }
 
 /*

@@ -405,7 +405,7 @@ __global__ void __launch_bounds__(strip_config<T, SW>::threads, strip_config<T, 
   /* A walk ends with a barrier and leaves all shared memory free. */
   static_assert(strip_config<T, SW>::smem >= kFinishSharedBytes, "room for the finish");
   if (args.finish.scores != nullptr)
-    finish_run(geo, args, reinterpret_cast<double *>(smem4));
+    finish_launch(geo, args, reinterpret_cast<double *>(smem4));
 }
 
 template <typename T, int SW, bool VEC> cudaError_t prepare_infer(int sms, int *resident) {

@@ -93,14 +93,6 @@ inline int64_t launch_blocks(const strip_plan &plan, int resident) {
   return min((int64_t)resident, plan.units);
 }
 
-/* The in-kernel finish (args.finish) of a block that has walked its run, with its sums added
- * and the non-finite flag written; `shared` is kFinishSharedBytes of shared memory. */
-__device__ __forceinline__ void finish_run(const ssim_cuda_geometry &geo,
-                                           const ssim_cuda_forward_args &args, double *shared) {
-  const kernel_finisher finisher{geo, args, shared};
-  finisher.block_done();
-}
-
 /*
  * Adds one input row's statistics to the sliding window. Output rows j = i - 10 .. i use input
  * row i with tap i - j, and output j lives in accumulator j mod 11: with the row's phase

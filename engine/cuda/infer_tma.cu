@@ -477,12 +477,12 @@ __global__ void __launch_bounds__(tma_config<T, SW, E0>::threads, tma_config<T, 
   });
   if (!(blk.check == 0.0f))
     *args.nonfinite = args.call;
-  /* The staged and blurred rows are free after the walks (finish_run starts with a barrier). */
+  /* The staged and blurred rows are free after the walks (finish_launch starts with a barrier). */
   static_assert(4 * cfg::stage_bytes + cfg::h_buffers * cfg::h_floats * sizeof(float) >=
                     kFinishSharedBytes,
                 "room for the finish");
   if (args.finish.scores != nullptr)
-    finish_run(geo, args, reinterpret_cast<double *>(base));
+    finish_launch(geo, args, reinterpret_cast<double *>(base));
 #endif
 }
 

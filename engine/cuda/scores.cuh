@@ -15,7 +15,7 @@
  *   - forward.cu's finalize kernel, a thread per pair, after the forward launches (training,
  *     block means, calls cut into chunks);
  *   - otherwise (an inference launch of a whole call of at most SSIM_CUDA_FINISH_MAX_PAIRS
- *     pairs) the inference kernel itself: the last of its blocks to finish (kernel_finisher).
+ *     pairs) the inference kernel itself: the last of its blocks to finish (finish_launch).
  *     This saves the finalize kernel's launch, part of the fixed cost that dominates small calls.
  * Whichever writes a pair's scores also sets its planes' sums back to zero for the next call.
  */
@@ -57,7 +57,7 @@ __device__ __forceinline__ void add_to_plane_sum(const ssim_cuda_forward_args &a
               (unsigned long long)q);
 }
 
-/* Shared memory of an in-kernel finish (kernel_finisher): one word. */
+/* Shared memory of an in-kernel finish (finish_launch): one word. */
 constexpr size_t kFinishSharedBytes = sizeof(double);
 
 /*
@@ -121,27 +121,22 @@ __device__ inline void score_pair(const ssim_cuda_geometry &geo, int64_t pair,
  * counts itself done; the last one writes every pair's scores. `shared` is kFinishSharedBytes
  * of shared memory, free after the walks.
  */
-struct kernel_finisher {
-  const ssim_cuda_geometry &geo;
-  const ssim_cuda_forward_args &args;
-  double *shared;
-
-  __device__ void block_done() const {
-    const ssim_cuda_finish &f = args.finish;
-    if (!completes(f.counters, 1ull, gridDim.x, reinterpret_cast<volatile int *>(shared)))
-      return;
-    const unsigned flag = *reinterpret_cast<volatile unsigned *>(args.nonfinite);
-    const bool bad = flag == args.call;
-    const int64_t pairs = args.planes / geo.channels;
-    for (int64_t pair = threadIdx.x; pair < pairs; pair += blockDim.x)
-      score_pair(geo, pair, args.plane_sums, args.sum_stride, f.scores, f.channel_scores, bad);
-    if (threadIdx.x == 0) {
-      *f.counters = 0;
-      if (f.flag_copy != nullptr)
-        *f.flag_copy = flag;
-    }
+__device__ inline void finish_launch(const ssim_cuda_geometry &geo,
+                                     const ssim_cuda_forward_args &args, double *shared) {
+  const ssim_cuda_finish &f = args.finish;
+  if (!completes(f.counters, 1ull, gridDim.x, reinterpret_cast<volatile int *>(shared)))
+    return;
+  const unsigned flag = *reinterpret_cast<volatile unsigned *>(args.nonfinite);
+  const bool bad = flag == args.call;
+  const int64_t pairs = args.planes / geo.channels;
+  for (int64_t pair = threadIdx.x; pair < pairs; pair += blockDim.x)
+    score_pair(geo, pair, args.plane_sums, args.sum_stride, f.scores, f.channel_scores, bad);
+  if (threadIdx.x == 0) {
+    *f.counters = 0;
+    if (f.flag_copy != nullptr)
+      *f.flag_copy = flag;
   }
-};
+}
 
 } // namespace ssim_cuda
 
