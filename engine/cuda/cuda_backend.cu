@@ -301,7 +301,8 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   z.partials_per_plane = layout.piece_rows * layout.pitch;
   z.blocks = ((z.map_h + SSIM_BLOCK - 1) / SSIM_BLOCK) * ((z.map_w + SSIM_BLOCK - 1) / SSIM_BLOCK);
   const int64_t batch = (int64_t)in->shape.batch;
-  geo.sum_scale = ssim_cuda_sum_scale(z.map_px * geo.channels);
+  geo.sum_shift = ssim_cuda_sum_shift(z.map_px * geo.channels);
+  geo.sum_scale = ldexpf(1.0f, geo.sum_shift);
 
   const int deriv_count = ngrad == 2 ? 4 : ngrad == 1 ? 3 : 0;
   const ssim_cuda_deriv_mode deriv_mode = ngrad == 2           ? SSIM_CUDA_DERIV_BOTH

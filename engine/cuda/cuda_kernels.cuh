@@ -35,19 +35,20 @@ struct ssim_cuda_geometry {
   int dtype;             /* ssim_dtype of the images */
   int channels;
   float center;    /* subtracted from the pixel values before the moments (see forward.cu) */
-  float sum_scale; /* 2^shift of the planes' fixed-point sums (ssim_cuda_sum_scale) */
+  int sum_shift;   /* the planes' fixed-point sums count 2^-sum_shift (ssim_cuda_sum_shift) */
+  float sum_scale; /* 2^sum_shift */
 };
 
 /*
- * The scale of the planes' fixed-point sums (scores.cuh): the largest power of two, at most
- * 2^40, with which a pair's sum of |SSIM| <= 1 over `pair_pixels` map pixels stays below 2^62,
- * so that neither a plane's nor a pair's sum can overflow 64 bits.
+ * The scale of the planes' fixed-point sums (scores.cuh), as a power of two: the largest, at
+ * most 2^40, with which a pair's sum of |SSIM| <= 1 over `pair_pixels` map pixels stays below
+ * 2^62, so that neither a plane's nor a pair's sum can overflow 64 bits.
  */
-inline float ssim_cuda_sum_scale(int64_t pair_pixels) {
+inline int ssim_cuda_sum_shift(int64_t pair_pixels) {
   int bits = 0; /* of pair_pixels */
   while (bits < 63 && ((int64_t)1 << bits) <= pair_pixels)
     bits++;
-  return ldexpf(1.0f, 62 - bits < 40 ? 62 - bits : 40);
+  return 62 - bits < 40 ? 62 - bits : 40;
 }
 
 /*

@@ -13,11 +13,11 @@
  * adds it to its sum. Rows of one strip need no halo rows but the 10 rows that start a walk, and
  * a batch costs two barriers.
  *
- * The work is balanced across a persistent grid: the map is cut into units of 32 rows of one
- * strip (the rows of the 32 x 32 blocks of block_means), all units of all planes are put in
- * order, and each block takes an equal run of them; a run crosses into the next strip (and
- * plane) where it must, each piece of it a walk of its own. Every output group stores the sum of
- * its 4 outputs per row in shared memory, and once a unit's rows are all done one warp adds them
+ * The work is balanced across a persistent grid (strip_plan): the strips of all planes are put
+ * in order, and each block takes an equal share of their rows, cut on whole units of 32 rows of
+ * one strip (the rows of the 32 x 32 blocks of block_means); a share crosses into the next strip
+ * (and plane) where it must, each piece of it a walk of its own. Every output group stores the sum
+ * of its 4 outputs per row in shared memory, and once a unit's rows are all done one warp adds them
  * per 32 x 32 block in a fixed order (8 groups along each row, then a fixed tree over the 32
  * rows), so a block's sum does not depend on how the work was cut, on the launch, or on timing.
  */
@@ -200,10 +200,10 @@ __device__ __forceinline__ float horizontal_item(const float *__restrict__ stats
 }
 
 /*
- * One walk: units u0 .. u1 - 1 (map rows 32 u0 up to 32 u1 or the map's end) of one strip of
- * one plane. VEC: the images' rows are 16-byte aligned (row bytes and image addresses multiples
- * of 16), so rows are staged with 16-byte asynchronous copies; otherwise with plain loads, one
- * pixel per thread and row.
+ * One walk: map rows r0 .. r1 - 1 of one strip of one plane, whole 32-row units (r0 a multiple
+ * of 32, r1 too or the map's end: the plan's granule is SSIM_BLOCK). VEC: the images' rows are
+ * 16-byte aligned (row bytes and image addresses multiples of 16), so rows are staged with 16-byte
+ * asynchronous copies; otherwise with plain loads, one pixel per thread and row.
  */
 template <typename T, int SW, bool VEC> struct strip_walk {
   using cfg = strip_config<T, SW>;
@@ -229,10 +229,10 @@ template <typename T, int SW, bool VEC> struct strip_walk {
 
   __device__ __forceinline__ strip_walk(const ssim_cuda_geometry &g,
                                         const ssim_cuda_forward_args &a, const strip_plan &p,
-                                        char *smem, int64_t plane_, int64_t strip_, int64_t u0,
-                                        int64_t u1)
-      : geo(g), args(a), plan(p), plane(plane_), strip(strip_), r0(u0 * SSIM_BLOCK),
-        r1(min(u1 * SSIM_BLOCK, g.map_h)), reduced(u0), check(0.0f), bad(false) {
+                                        char *smem, int64_t plane_, int64_t strip_, int64_t r0_,
+                                        int64_t r1_)
+      : geo(g), args(a), plan(p), plane(plane_), strip(strip_), r0(r0_), r1(r1_),
+        reduced(r0_ / SSIM_BLOCK), check(0.0f), bad(false) {
     rows = (int)(r1 - r0);
     s_x = reinterpret_cast<T *>(smem);
     s_y = s_x + cfg::stage_elems;
@@ -394,9 +394,9 @@ __global__ void __launch_bounds__(strip_config<T, SW>::threads, strip_config<T, 
   extern __shared__ float4 smem4[];
   allow_dependent_launch(); /* the finalize kernel, where it follows */
   bool bad = false;
-  for_each_walk(plan, [&](int64_t plane, int64_t strip, int64_t u0, int64_t u1) {
-    strip_walk<T, SW, VEC> walk(geo, args, plan, reinterpret_cast<char *>(smem4), plane, strip, u0,
-                                u1);
+  for_each_walk(plan, [&](int64_t plane, int64_t strip, int64_t r0, int64_t r1) {
+    strip_walk<T, SW, VEC> walk(geo, args, plan, reinterpret_cast<char *>(smem4), plane, strip, r0,
+                                r1);
     walk.run();
     bad |= walk.bad;
   });
@@ -438,7 +438,8 @@ template <typename T, int SW>
 cudaError_t launch_infer(const ssim_cuda_geometry &geo, const ssim_cuda_forward_args &args,
                          int resident, cudaStream_t stream) {
   using cfg = strip_config<T, SW>;
-  const strip_plan plan = make_strip_plan(geo, args.planes, SW);
+  /* Its sums are float sums of units, whole in one walk. */
+  const strip_plan plan = make_strip_plan(geo, args.planes, SW, SSIM_BLOCK);
   const int64_t blocks = launch_blocks(plan, resident);
   /* 16-byte copies need rows of whole 16-byte chunks and aligned images. */
   const bool vec = (geo.width * (int64_t)sizeof(T)) % 16 == 0 &&

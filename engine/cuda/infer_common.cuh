@@ -21,13 +21,23 @@ constexpr int kStats = 4;              /* G*x, G*y, G*(x^2 + y^2), G*(xy) */
 constexpr int kBatch = SSIM_WINDOW;    /* output rows per batch: one turn of the sliding window */
 constexpr int kWarm = SSIM_WINDOW - 1; /* input rows before the first output row completes */
 
-/* How the units of a launch are walked, computed on the host. A unit is 32 map rows of one
- * strip of one plane (the rows of the 32 x 32 blocks of block_means); all units of all planes
- * are put in order, and each block of a persistent grid takes an equal run of them. */
+/*
+ * How the rows of a launch are walked, computed on the host. The strips of all planes are put in
+ * order (columns of `rows` map rows each), and each block of a persistent grid takes an equal
+ * share of their cost: a column costs its rows plus the kWarm input rows that fill the sliding
+ * window before its first output, and a share that starts inside a column fills the window again
+ * (kWarm more rows that are not on the line). Cuts fall on multiples of `granule` rows of a
+ * column: SSIM_BLOCK (32) where each 32-row unit's sum must come from one block (block means,
+ * and the strip kernel's float sums of units), 1 where a plane's sum does not depend on the cuts
+ * (the TMA kernel's integer sums of pixels).
+ */
 struct strip_plan {
-  int64_t units;         /* planes x strips x block_rows, in that order */
+  int64_t columns;       /* planes x strips */
   int64_t strips;        /* strips per plane */
-  int64_t block_rows;    /* ceil(map_h / 32): units per strip */
+  int64_t rows;          /* map rows of a column */
+  int64_t cost;          /* columns x (rows + kWarm) */
+  int64_t granule;       /* rows */
+  int64_t block_rows;    /* ceil(rows / 32): units per strip */
   int64_t partial_pitch; /* sums per row of blocks: ceil(map_w / 64) x 2 */
 };
 
@@ -52,45 +62,80 @@ int pick_strip_width(const int resident[SSIM_CUDA_INFER_WIDTHS], Cost cost) {
   return best;
 }
 
-/* Calls walk(plane, strip, u0, u1) for each piece of this block's equal run of the launch's
- * units: units u0 .. u1 - 1 of one strip of one plane. */
-template <typename Walk>
-__device__ __forceinline__ void for_each_walk(const strip_plan &plan, Walk walk) {
-  const int64_t begin = plan.units * blockIdx.x / gridDim.x;
-  const int64_t end = plan.units * (blockIdx.x + 1) / gridDim.x;
-  for (int64_t u = begin; u < end;) {
-    const int64_t column = u / plan.block_rows; /* strip of a plane, in order */
-    const int64_t u0 = u - column * plan.block_rows;
-    const int64_t u1 = min(plan.block_rows, u0 + (end - u));
-    const int64_t plane = column / plan.strips;
-    walk(plane, column - plane * plan.strips, u0, u1);
-    u += u1 - u0;
-  }
+/* The row, counted over all columns in order, where the share starting at cost `pos` starts: a
+ * share starting among a column's first kWarm positions starts at its first row. */
+__host__ __device__ __forceinline__ int64_t share_start(const strip_plan &plan, int64_t pos) {
+  const int64_t span = plan.rows + kWarm;
+  const int64_t column = pos / span;
+  const int64_t r = pos - column * span - kWarm;
+  return column * plan.rows + (r < 0 ? 0 : r / plan.granule * plan.granule);
 }
 
-/* The plan of strips SW map columns wide. */
-inline strip_plan make_strip_plan(const ssim_cuda_geometry &geo, int64_t planes, int sw) {
+/* One walk: map rows r0 .. r1 - 1 of one strip of one plane. */
+struct strip_walk_span {
+  int64_t plane, strip, r0, r1;
+};
+
+/* The walks of one block's share in order: its rows of each column it touches. */
+struct walk_cursor {
+  int64_t at, end; /* rows counted over all columns */
+
+  __device__ __forceinline__ static walk_cursor of_block(const strip_plan &plan) {
+    walk_cursor w;
+    w.at = share_start(plan, plan.cost * blockIdx.x / gridDim.x);
+    w.end = share_start(plan, plan.cost * (blockIdx.x + 1) / gridDim.x);
+    return w;
+  }
+
+  /* The next walk into *span; false after the last. */
+  __device__ __forceinline__ bool next(const strip_plan &plan, strip_walk_span *span) {
+    if (at >= end)
+      return false;
+    const int64_t column = at / plan.rows;
+    span->plane = column / plan.strips;
+    span->strip = column - span->plane * plan.strips;
+    span->r0 = at - column * plan.rows;
+    span->r1 = min(plan.rows, end - column * plan.rows);
+    at += span->r1 - span->r0;
+    return true;
+  }
+};
+
+/* Calls walk(plane, strip, r0, r1) for each walk of this block's share. */
+template <typename Walk>
+__device__ __forceinline__ void for_each_walk(const strip_plan &plan, Walk walk) {
+  walk_cursor cursor = walk_cursor::of_block(plan);
+  strip_walk_span w;
+  while (cursor.next(plan, &w))
+    walk(w.plane, w.strip, w.r0, w.r1);
+}
+
+/* The plan of strips SW map columns wide, cut on multiples of `granule` rows. */
+inline strip_plan make_strip_plan(const ssim_cuda_geometry &geo, int64_t planes, int sw,
+                                  int64_t granule) {
   strip_plan plan;
   plan.strips = div_up(geo.map_w, sw);
+  plan.columns = planes * plan.strips;
+  plan.rows = geo.map_h;
+  plan.cost = plan.columns * (plan.rows + kWarm);
+  plan.granule = granule;
   plan.block_rows = div_up(geo.map_h, SSIM_BLOCK);
-  plan.units = planes * plan.strips * plan.block_rows;
   plan.partial_pitch = 2 * div_up(geo.map_w, kTileW);
   return plan;
 }
 
-/* The grid of a launch on at most `resident` blocks, each walking an equal run of the units
- * (for_each_walk). Where one block a strip makes no run longer, the grid is one block a strip:
- * every walk is then a whole strip, where a strip split between two blocks fills the sliding
- * window twice (10 input rows of both passes each time). That is the case of many small planes,
- * such as 192 planes of 256 x 256 in 128-column strips (384 strips of 8 units) on 396 blocks,
- * three an SM. With four an SM (528 blocks, those strips' grid since they have one buffer of
- * blurred rows) the runs are 5 or 6 units, and one block a strip there measured 1.3% slower on
- * an H200: more warps an SM made up for the split strips. */
+/* The grid of a launch on at most `resident` blocks, each walking an equal share
+ * (for_each_walk), or one block a column where a column costs no more than a share and its
+ * second fill: every walk is then a whole strip. That is the case of many small planes, such as
+ * 192 planes of 256 x 256 in 128-column strips (384 columns) on 396 blocks, three an SM. With
+ * four an SM (528 blocks, those strips' grid since they have one buffer of blurred rows) the
+ * shares are 194 cost rows, and one block a strip there measured 1.3% slower on an H200 (with
+ * shares of whole units): more warps an SM made up for the split strips. */
 inline int64_t launch_blocks(const strip_plan &plan, int resident) {
-  const int64_t strips = plan.units / plan.block_rows; /* of all planes */
-  if (strips <= resident && plan.block_rows == div_up(plan.units, resident))
-    return strips;
-  return min((int64_t)resident, plan.units);
+  if (plan.columns <= resident && plan.rows <= div_up(plan.cost, (int64_t)resident))
+    return plan.columns;
+  const int64_t granules = plan.columns * div_up(plan.rows, plan.granule);
+  return min((int64_t)resident, granules);
 }
 
 /*

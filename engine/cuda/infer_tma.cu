@@ -3,11 +3,12 @@
  * the map), where the Tensor Memory Accelerator (TMA) copies pixels into shared memory.
  *
  * Like the strip kernel of infer.cu, a block walks down a vertical strip of the map, SW columns
- * wide, over equal runs of 32-row units (strip_plan), but the two blurs run the other way round:
+ * wide, over its share of the rows (strip_plan), but the two blurs run the other way round:
  *   1. The TMA copies 11 input rows of both images (SW + 10 columns and a little more) into
  *      shared memory: one instruction of one thread per image, zeros outside the image, no
  *      address arithmetic in the other threads. The copies of the step after the next are
- *      issued as soon as a step's rows are read (two buffers).
+ *      issued as soon as a step's rows are read (two buffers), across walks: a walk's first
+ *      rows are copied while the walk before it ends (copy_cursor).
  *   2. Horizontal pass: each work item is item_w adjacent outputs of one row (6, or 4 on narrow
  *      strips). It converts its item_w + 10 input pixel pairs to the four statistics in
  *      registers, blurs them, and writes each output's four blurred statistics to shared memory
@@ -21,10 +22,14 @@
  * column is an output column) and nothing but the sums leaves the registers, so fewer instructions
  * are issued per pixel than in infer.cu.
  *
- * Sums: each thread adds its column's outputs of a unit's rows in order, then the 32 columns of
- * a warp (one 32 x 32 block) are added in a fixed butterfly; a block's sum does not depend on how
- * the work was cut (block means are these sums). The kernel sums S / 4 (see ssim_quarter) and
- * scales the block sums by 4, which is exact; each is added to its plane's sum (scores.cuh).
+ * Sums: each output's S / 4 (see ssim_quarter) is rounded to a whole number of 2^-24
+ * (quarter_units, scores.cuh) and added as an integer: in 32 bits over a step (or a unit of 32
+ * rows, for block means), then in 64 bits over the walk, and over a warp's 32 columns before one
+ * atomic a warp and walk into the plane's fixed-point sum. Integers add up the same in any order,
+ * so a plane's sum does not depend on where the walks were cut, and the blocks' shares of rows
+ * (strip_plan) may end at any row: equal shares of rows plus their window fills, rather than of
+ * whole 32-row units, shorten the longest share by 2 to 4% on the usual shapes. Block means keep
+ * walks of whole units, each unit's 32 x 32 blocks added over the warp at its end.
  *
  * Non-finite input: a blurred mean is NaN or infinite exactly when a pixel of its window is. The
  * means of output rows 11 apart have windows that tile the input rows, so checking one output
@@ -88,6 +93,24 @@ constexpr int skew_group(int item_w) {
   return item_w == 6 ? 24 : item_w < 8 ? 8 : item_w;
 }
 
+/* Where the TMA copies a walk's rows from: the box of its first step, and its steps. */
+struct walk_box {
+  int x, y, z; /* box of the first step (image coordinates, plane) */
+  int lead;    /* the strip's first input column, past x */
+  int rows;    /* output rows */
+  int steps;   /* of kBatch input rows: rows + kWarm input rows */
+};
+
+/* Thread 0's side of the pipeline, in shared memory: the copies of the block's steps, in order,
+ * across its walks, two steps ahead of the passes (so a walk's first steps are copied during
+ * the last steps of the walk before it). */
+struct copy_cursor {
+  walk_cursor walks; /* the walks after the current one */
+  walk_box box;      /* the current one; box.y is its next step's */
+  int left;          /* its steps not yet copied; 0 after the last walk */
+  unsigned step;     /* the block's steps copied so far */
+};
+
 /* The layout of one kernel: T the pixels' type, SW the strip width, E0 where an item's first
  * input pixel lies past a 4-pixel boundary (see `lead` below). */
 template <typename T, int SW, int E0> struct tma_config {
@@ -129,10 +152,11 @@ template <typename T, int SW, int E0> struct tma_config {
    * shapes 3.5 to 13% slower. */
   static constexpr int h_buffers = SW == 192 ? 2 : 1;
   static constexpr int min_blocks = (h_buffers == 2 ? 12 : 18) * 32 / SW;
-  /* Two buffers of two images' boxes, the blurred rows, two barriers, alignment slack. */
+  /* Two buffers of two images' boxes, the blurred rows, two barriers, the copies' cursor,
+   * alignment slack. */
   static constexpr size_t smem = 4 * (size_t)stage_bytes +
                                  h_buffers * (size_t)h_floats * sizeof(float) +
-                                 2 * sizeof(uint64_t) + 128;
+                                 2 * sizeof(uint64_t) + sizeof(copy_cursor) + 128;
   static_assert(SW % 32 == 0 && SW % item_w == 0 && item_w % vec == 0, "whole warps and items");
   static_assert(box_w <= 256, "a TMA box row holds at most 256 pixels");
 };
@@ -282,6 +306,21 @@ __device__ __forceinline__ void horizontal_step(const T *__restrict__ sx, const 
   }
 }
 
+template <int SW, int chunk>
+__device__ __forceinline__ walk_box box_of(const ssim_cuda_geometry &geo,
+                                           const strip_walk_span &w) {
+  walk_box b;
+  /* The strip's first input column, and the box's: the TMA starts at 16-byte boundaries. */
+  const int x0 = (int)(w.strip * SW + geo.offset - SSIM_HALO);
+  b.lead = x0 & (chunk - 1);
+  b.x = x0 - b.lead;
+  b.y = (int)(w.r0 + geo.offset - SSIM_HALO);
+  b.z = (int)w.plane;
+  b.rows = (int)(w.r1 - w.r0);
+  b.steps = (b.rows + kWarm + kBatch - 1) / kBatch;
+  return b;
+}
+
 /* Per-block state of the kernel: shared memory, the TMA's barriers, the non-finite check. */
 template <typename T, int SW, int E0> struct tma_block {
   using cfg = tma_config<T, SW, E0>;
@@ -292,6 +331,7 @@ template <typename T, int SW, int E0> struct tma_block {
   unsigned char *stage; /* 2 buffers x 2 images, stage_bytes each */
   float *hbuf;          /* h_buffers x h_floats */
   uint64_t *bars;       /* one barrier per stage buffer */
+  copy_cursor *copies;  /* thread 0's */
   unsigned step;        /* steps done by the block: buffer step & 1, its use step >> 1 */
   float check;
 
@@ -307,40 +347,65 @@ template <typename T, int SW, int E0> struct tma_block {
     tma_load(staged(s, 0), map1, x, y, z, bar);
     tma_load(staged(s, 1), map2, x, y, z, bar);
   }
-#endif
 
-  /* The sum of this warp's 32 columns over one unit (S / 4 summed, so x 4): its block's sum,
-   * added in fixed point to the walk's (`walk_sum`, the same in every lane) and, for block
-   * means, kept as its partial sum. */
-  __device__ __forceinline__ void flush(float &colsum, long long &walk_sum, int64_t plane,
-                                        int64_t strip, int64_t unit) const {
-    float s = colsum;
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1)
-      s += __shfl_xor_sync(0xffffffffu, s, off);
-    colsum = 0.0f;
-    walk_sum += fixed_point(4.0f * s, geo.sum_scale);
-    const int64_t bx = strip * (SW / SSIM_BLOCK) + threadIdx.x / 32;
-    if (threadIdx.x % 32 == 0 && args.partials != nullptr && bx < plan.partial_pitch)
-      args.partials[(plane * plan.block_rows + unit) * plan.partial_pitch + bx] = 4.0f * s;
+  /* Thread 0: the next walk's box into the cursor (none: left = 0). */
+  __device__ __forceinline__ void next_box(copy_cursor &k) const {
+    strip_walk_span w;
+    k.left = 0;
+    if (k.walks.next(plan, &w)) {
+      k.box = box_of<SW, cfg::chunk>(geo, w);
+      k.left = k.box.steps;
+    }
   }
+
+  /* Thread 0: copies the block's next step, if any. */
+  __device__ __forceinline__ void copy_next() const {
+    copy_cursor &k = *copies;
+    if (k.left == 0)
+      return;
+    issue(k.step++, k.box.x, k.box.y, k.box.z);
+    k.box.y += kBatch;
+    if (--k.left == 0)
+      next_box(k);
+  }
+#endif
 
   /* What the vertical pass of a walk carries from row to row. */
   struct column_state {
     float acc[kBatch][kStats]; /* the sliding window */
-    float colsum;              /* S / 4 of this column over the current unit's rows so far */
-    long long walk_sum;        /* the warp's block sums of the walk's units so far (fixed point) */
-    float in_map;              /* 1 for a column of the map, 0 past its right edge */
+    int quarters;              /* S / 4 of this column's outputs since the last flush, in units */
+    long long walk_sum;        /* the walk's quarters flushed so far */
+    float unit_scale;          /* quarter_units' scale: 2^24 for a column of the map, else 0 */
     float *map_col;            /* the column's map pixel of walk row 0, or NULL */
-    int event;                 /* the next output row that ends a unit */
+    int event;                 /* the next output row that ends a unit (block means) or the walk */
     int rows;                  /* output rows of the walk */
-    int64_t plane, strip, unit;
+    int plane, strip, unit;    /* planes < 2^31 (ssim_cuda_infer_tma) */
   };
+
+  /* Moves the column's quarters into the walk's sum; with block means, a unit has ended, and its
+   * sum over the warp's 32 columns (one 32 x 32 block) is written out: exact integers per
+   * column, so a block's mean does not depend on how the work was cut. */
+  __device__ __forceinline__ void flush(column_state &c) const {
+    if (args.partials != nullptr) {
+      float s = (float)c.quarters;
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1)
+        s += __shfl_xor_sync(0xffffffffu, s, off);
+      const int64_t bx = (int64_t)c.strip * (SW / SSIM_BLOCK) + threadIdx.x / 32;
+      if (threadIdx.x % 32 == 0 && bx < plan.partial_pitch)
+        args.partials[((int64_t)c.plane * plan.block_rows + c.unit) * plan.partial_pitch + bx] =
+            ldexpf(s, 2 - kQuarterShift);
+      c.unit++;
+    }
+    c.walk_sum += c.quarters;
+    c.quarters = 0;
+  }
 
   /*
    * Row K of a step of the vertical pass; output row jbase + K completes (with FIRST, the walk's
-   * first step, rows 0 .. 9 only fill the window). With EVENTS (a unit ends in this step), when
-   * that row ends a unit its sums are written out; returns true when it is the walk's last row.
+   * first step, rows 0 .. 9 only fill the window). With EVENTS (a unit or the walk ends in this
+   * step), when that row ends a unit its sums are flushed; returns true when it is the walk's
+   * last row.
    */
   template <int K, bool FIRST, bool MAP, bool EVENTS>
   __device__ __forceinline__ bool vertical_rows(column_state &c, const float *__restrict__ h,
@@ -357,7 +422,7 @@ template <typename T, int SW, int E0> struct tma_block {
         slide<K, false>(c.acc, st, bias);
         const float(&out)[kStats] = c.acc[(K + 1) % kBatch];
         const float s4 = ssim_quarter(out, geo.center);
-        c.colsum = fmaf(s4, c.in_map, c.colsum);
+        c.quarters += quarter_units(s4, c.unit_scale);
         if (MAP && c.map_col != nullptr)
           c.map_col[(int64_t)(jbase + K) * geo.map_w] = 4.0f * s4;
         /* Output rows 11 apart have windows that tile the input rows; with the walk's last row
@@ -365,8 +430,7 @@ template <typename T, int SW, int E0> struct tma_block {
         if constexpr (K == kBatch - 1)
           check_means(out, check);
         if (EVENTS && jbase + K == c.event) {
-          flush(c.colsum, c.walk_sum, c.plane, c.strip, c.unit);
-          c.unit++;
+          flush(c);
           if (c.event == c.rows - 1) {
             check_means(out, check);
             return true;
@@ -380,40 +444,28 @@ template <typename T, int SW, int E0> struct tma_block {
     }
   }
 
-  template <bool MAP>
-  __device__ __forceinline__ void walk(int64_t plane, int64_t strip, int64_t u0, int64_t u1) {
+  template <bool MAP> __device__ __forceinline__ void walk(const strip_walk_span &w) {
 #if __CUDA_ARCH__ >= 900
-    const int64_t r0 = u0 * SSIM_BLOCK;
-    const int rows = (int)(min(u1 * SSIM_BLOCK, geo.map_h) - r0);
-    const int steps = (rows + kWarm + kBatch - 1) / kBatch; /* rows + 10 input rows */
-    /* The strip's first input column, and the box's: the TMA starts at 16-byte boundaries. */
-    const int x0 = (int)(strip * SW + geo.offset - SSIM_HALO);
-    const int lead = x0 & (cfg::chunk - 1);
-    const int x = x0 - lead;
-    const int y = (int)(r0 + geo.offset - SSIM_HALO);
-    const int z = (int)plane;
-    if (threadIdx.x == 0) {
-      issue(step, x, y, z);
-      if (steps > 1)
-        issue(step + 1, x, y + kBatch, z);
-    }
+    const walk_box box = box_of<SW, cfg::chunk>(geo, w);
+    const int rows = box.rows;
     column_state c;
-    const int64_t col = strip * SW + threadIdx.x;
-    c.colsum = 0.0f;
+    const int64_t col = w.strip * SW + threadIdx.x;
+    c.quarters = 0;
     c.walk_sum = 0;
-    c.in_map = col < geo.map_w ? 1.0f : 0.0f;
-    c.map_col =
-        MAP && col < geo.map_w ? args.map + (plane * geo.map_h + r0) * geo.map_w + col : nullptr;
-    c.event = min(SSIM_BLOCK, rows) - 1;
+    c.unit_scale = col < geo.map_w ? ldexpf(1.0f, kQuarterShift) : 0.0f;
+    c.map_col = MAP && col < geo.map_w ? args.map + (w.plane * geo.map_h + w.r0) * geo.map_w + col
+                                       : nullptr;
+    /* Block means: walks of whole units (the plan's granule), a flush at each unit's end. */
+    c.event = args.partials != nullptr ? min(SSIM_BLOCK, rows) - 1 : rows - 1;
     c.rows = rows;
-    c.plane = plane;
-    c.strip = strip;
-    c.unit = u0;
-    for (int s = 0; s < steps; s++, step++) {
+    c.plane = (int)w.plane;
+    c.strip = (int)w.strip;
+    c.unit = (int)(w.r0 / SSIM_BLOCK);
+    for (int s = 0; s < box.steps; s++, step++) {
       const unsigned buf = step & 1;
       barrier_wait(bars + buf, (step >> 1) & 1);
       /* Whole 4-pixel groups before the strip's first input column, then the item's. */
-      const int skip = (lead & ~3) + cfg::skip;
+      const int skip = (box.lead & ~3) + cfg::skip;
       float *h = hbuf + (cfg::h_buffers == 2 ? buf : 0) * cfg::h_floats;
       /* The walk's input rows are its rows + kWarm; the last step needs the rest of them. */
       const int step_rows = min(kBatch, rows + kWarm - s * kBatch);
@@ -421,21 +473,33 @@ template <typename T, int SW, int E0> struct tma_block {
                                  step_rows);
       /* The blurred rows are complete, and this step's staged rows read. */
       __syncthreads();
-      if (threadIdx.x == 0 && s + 2 < steps)
-        issue(step + 2, x, y + (s + 2) * kBatch, z);
+      if (threadIdx.x == 0)
+        copy_next();
       const int jbase = s * kBatch - kWarm; /* the output row that row 0 of the step completes */
       if (s == 0)
         vertical_rows<0, true, MAP, true>(c, h, jbase);
-      else if (c.event - jbase >= kBatch) /* two steps in three: no unit ends */
+      else if (c.event - jbase >= kBatch) /* no unit or walk ends in this step */
         vertical_rows<0, false, MAP, false>(c, h, jbase);
       else
         vertical_rows<0, false, MAP, true>(c, h, jbase);
+      /* Without block means, quarters are flushed every step: 11 rows of them fit in 32 bits. */
+      if (args.partials == nullptr) {
+        c.walk_sum += c.quarters;
+        c.quarters = 0;
+      }
       if (cfg::h_buffers == 1)
         __syncthreads(); /* the blurred rows are read before the next step writes them */
     }
     /* One atomic a warp and walk: integers add up the same whichever way they are grouped. */
+    long long sum = c.walk_sum;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1)
+      sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    /* Quarters (2^-24 of S / 4) in the planes' fixed point (2^-sum_shift of S, sum_shift >= 22:
+     * ssim_cuda_infer_tma), shifted as unsigned: a negative sum's bits shift the same. */
     if (threadIdx.x % 32 == 0)
-      add_to_plane_sum(args, plane, c.walk_sum);
+      add_to_plane_sum(args, c.plane,
+                       (long long)((unsigned long long)sum << (geo.sum_shift + 2 - kQuarterShift)));
 #endif
   }
 };
@@ -454,27 +518,34 @@ __global__ void __launch_bounds__(tma_config<T, SW, E0>::threads, tma_config<T, 
   /* The TMA writes boxes to 128-byte aligned addresses. */
   const unsigned pad = (128 - shared_address(smem4) % 128) % 128;
   unsigned char *base = reinterpret_cast<unsigned char *>(smem4) + pad;
-  tma_block<T, SW, E0> blk{
-      &map1,
-      &map2,
-      geo,
-      args,
-      plan,
-      base,
-      reinterpret_cast<float *>(base + 4 * cfg::stage_bytes),
-      reinterpret_cast<uint64_t *>(base + 4 * cfg::stage_bytes +
-                                   cfg::h_buffers * cfg::h_floats * sizeof(float)),
-      0u,
-      0.0f};
+  unsigned char *after_rows =
+      base + 4 * cfg::stage_bytes + cfg::h_buffers * cfg::h_floats * sizeof(float);
+  tma_block<T, SW, E0> blk{&map1,
+                           &map2,
+                           geo,
+                           args,
+                           plan,
+                           base,
+                           reinterpret_cast<float *>(base + 4 * cfg::stage_bytes),
+                           reinterpret_cast<uint64_t *>(after_rows),
+                           reinterpret_cast<copy_cursor *>(after_rows + 2 * sizeof(uint64_t)),
+                           0u,
+                           0.0f};
+  walk_cursor walks = walk_cursor::of_block(plan);
   if (threadIdx.x == 0) {
     barrier_init(blk.bars);
     barrier_init(blk.bars + 1);
     barrier_init_fence();
+    blk.copies->walks = walks;
+    blk.copies->step = 0;
+    blk.next_box(*blk.copies);
+    blk.copy_next();
+    blk.copy_next();
   }
   __syncthreads();
-  for_each_walk(plan, [&](int64_t plane, int64_t strip, int64_t u0, int64_t u1) {
-    blk.template walk<MAP>(plane, strip, u0, u1);
-  });
+  strip_walk_span w;
+  while (walks.next(plan, &w))
+    blk.template walk<MAP>(w);
   if (!(blk.check == 0.0f))
     *args.nonfinite = args.call;
   /* The staged and blurred rows are free after the walks (finish_launch starts with a barrier). */
@@ -519,7 +590,9 @@ cudaError_t launch_tma(const ssim_cuda_geometry &geo, const ssim_cuda_forward_ar
       !encode_image(encode, &map2, tma_dtype<T>(), sizeof(T), cfg::box_w, args.img2, geo,
                     args.planes))
     return cudaSuccess; /* not launched: the strip kernel takes the call */
-  const strip_plan plan = make_strip_plan(geo, args.planes, SW);
+  /* Shares cut anywhere, but on whole units for block means (see tma_block::flush). */
+  const strip_plan plan =
+      make_strip_plan(geo, args.planes, SW, args.partials != nullptr ? SSIM_BLOCK : 1);
   const int64_t blocks = launch_blocks(plan, resident);
   if (args.map != nullptr)
     infer_tma_kernel<T, SW, E0, true>
@@ -648,6 +721,9 @@ cudaError_t ssim_cuda_infer_tma(const ssim_cuda_geometry *geo, const ssim_cuda_t
       reinterpret_cast<uintptr_t>(args->img1) % 16 != 0 ||
       reinterpret_cast<uintptr_t>(args->img2) % 16 != 0 || geo->height > INT32_MAX / 2 ||
       geo->width > INT32_MAX / 2 || args->planes > INT32_MAX)
+    return cudaSuccess;
+  /* Its sums count 2^-22 of S: they fit the planes' fixed point up to 2^40 pixels a pair. */
+  if (geo->sum_shift < kQuarterShift - 2)
     return cudaSuccess;
   if (first_column_phase(*geo) < 0)
     return cudaSuccess;

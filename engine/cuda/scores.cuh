@@ -3,13 +3,15 @@
  *
  * Every forward kernel adds each sum it makes of the map (a 32 x 32 block, or half a training
  * tile) to its plane's sum, in fixed point: round(sum * 2^shift) as a 64-bit integer
- * (ssim_cuda_geometry.sum_scale; see ssim_cuda_sum_scale), by atomic adds into one of the
- * plane's SSIM_CUDA_SUM_SLOTS slots (the TMA kernel first adds a walk's sums in a register, and
- * makes one atomic a warp and walk). Integer addition does not depend on order, so a plane's sum
- * has the same bits however the work was cut into launches, chunks and blocks and whatever order
- * the blocks ran in: a batch and its pairs alone, host and device memory, ssim_compute and
- * ssim_compute_async agree bitwise. Rounding a block's sum (up to 1024) to a multiple of 2^-shift
- * (2^-39 for a 1080p pair) changes a score by far less than float rounding of the map does.
+ * (ssim_cuda_geometry.sum_shift; see ssim_cuda_sum_shift), by atomic adds into one of the
+ * plane's SSIM_CUDA_SUM_SLOTS slots. The TMA kernel rounds each pixel's S instead, to 2^-22
+ * (quarter_units), adds those integers over a walk and a warp, and makes one atomic a warp and
+ * walk. Integer addition does not depend on order, so a plane's sum has the same bits however
+ * the work was cut into launches, chunks and blocks and whatever order the blocks ran in: a
+ * batch and its pairs alone, host and device memory, ssim_compute and ssim_compute_async agree
+ * bitwise. Rounding a block's sum (up to 1024) to a multiple of 2^-shift (2^-39 for a 1080p
+ * pair), or a pixel's S to 2^-22 (at most 1.2e-7 off, about a float's resolution of S), changes
+ * a score by no more than float rounding of the map does.
  *
  * The scores are then written from those sums in one of two places, with the same code:
  *   - forward.cu's finalize kernel, a thread per pair, after the forward launches (training,
@@ -46,6 +48,18 @@ __device__ __forceinline__ void wait_for_prior_grid() {
 /* `sum`, a sum of map pixels, in the fixed point of the planes' sums. */
 __device__ __forceinline__ long long fixed_point(float sum, float sum_scale) {
   return __float2ll_rn(sum * sum_scale); /* a power of two: the product is exact */
+}
+
+/*
+ * A pixel's S / 4 (in [-1/4, 1/4]) as a whole number of kQuarterUnit, rounded to nearest, when
+ * `scale` is 1 / kQuarterUnit (0 gives 0). Adding 1.5 x 2^23 to S / 4 x 2^24 in one FMA leaves a
+ * float in [2^23, 2^24], whose last mantissa bit is worth 1, so the rounding is the FMA's own;
+ * the float's bits less those of 1.5 x 2^23 are the integer. The TMA kernel adds these integers,
+ * so that its sums do not depend on how the rows were cut (infer_tma.cu).
+ */
+constexpr int kQuarterShift = 24; /* kQuarterUnit = 2^-24 */
+__device__ __forceinline__ int quarter_units(float s4, float scale) {
+  return __float_as_int(fmaf(s4, scale, 12582912.0f)) - 0x4B400000;
 }
 
 /* Adds `q` (fixed_point sums, added up) to plane `plane` of a launch, in this block's slot.
@@ -90,7 +104,7 @@ __device__ inline double nan_score() {
 /*
  * One thread: pair `pair`'s channel scores and score from its planes' fixed-point sums (the
  * slots of plane p at plane_sums[k * sum_stride + p]), which it then sets back to zero. The pair's
- * sum is its planes' integers added (ssim_cuda_sum_scale leaves room for them). NaN everywhere when
+ * sum is its planes' integers added (ssim_cuda_sum_shift leaves room for them). NaN everywhere when
  * `bad` (the call's input was not finite). The sums were written by other blocks or launches, so
  * they are read from L2 (ld.cg): L1 is not coherent.
  */
