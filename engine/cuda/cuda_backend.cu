@@ -327,7 +327,8 @@ int run_call(cuda_state *st, const call &c, char *detail) {
    * chunks, block means, many pairs) the finalize kernel runs after the forward launches. */
 #ifndef SSIM_CUDA_NO_FINISH /* a build-time switch for comparing the two ways */
   const bool finish_in_kernel = forward_outputs && deriv_count == 0 && !want_blocks &&
-                                chunk >= z.planes && batch <= SSIM_CUDA_FINISH_MAX_PAIRS;
+                                chunk >= z.planes && batch <= SSIM_CUDA_FINISH_MAX_PAIRS &&
+                                z.planes <= SSIM_CUDA_FINISH_MAX_PLANES;
 #else
   const bool finish_in_kernel = false;
 #endif
@@ -341,6 +342,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
       sizeof(double) + score_bytes + (size_t)(batch * z.blocks) * sizeof(float);
   bool clear_scratch = false; /* the counter and the planes' sums must be set to zero first */
   const int64_t sum_stride = ssim_cuda_sum_stride(z.planes);
+  const int sum_slots = ssim_cuda_sum_slots(z.planes);
   if (forward_outputs) {
     /* Grown buffers are new ones (they never shrink), whose contents are undefined. */
     const size_t counters_cap = st->counters.cap, sums_cap = st->plane_sums.cap;
@@ -482,6 +484,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
                       : nullptr;
     fa.plane_sums = forward_outputs ? plane_sums + first : nullptr;
     fa.sum_stride = sum_stride;
+    fa.sum_slots = sum_slots;
     fa.finish.scores = finish_in_kernel ? scores_out : nullptr;
     fa.finish.channel_scores = channels_out;
     fa.finish.flag_copy = c.async ? nullptr : d_flag_copy;
@@ -544,7 +547,7 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   if (forward_outputs && !finish_in_kernel)
     CUDA_TRY("finalize kernel",
              ssim_cuda_finalize(&geo, &layout, batch, static_cast<float *>(st->partials.ptr),
-                                plane_sums, sum_stride, scores_out, channels_out,
+                                plane_sums, sum_stride, sum_slots, scores_out, channels_out,
                                 c.async       ? c.out->block_means
                                 : want_blocks ? d_blocks
                                               : nullptr,

@@ -61,8 +61,8 @@ inline int ssim_cuda_sum_shift(int64_t pair_pixels) {
  *              deriv + k * deriv_stride
  * g is grad_map[pixel] when grad_map is not NULL (map-sized planes like `map`), else grad_scale.
  *   plane_sums the launch's planes' sums of the map, in fixed point (scores.cuh): every block's
- *              sum is added to one of its plane's SSIM_CUDA_SUM_SLOTS slots, slot k of plane p
- *              at plane_sums[k * sum_stride + p]
+ *              sum is added to one of its plane's sum_slots slots, slot k of plane p at
+ *              plane_sums[k * sum_stride + p]
  * `*nonfinite` is set to `call` when a float input holds NaN or infinity: the flag is never
  * cleared, each engine call has an id of its own, and the flag concerns a call when it holds
  * that call's id.
@@ -77,7 +77,7 @@ enum ssim_cuda_deriv_mode {
 /*
  * Scores written by an inference launch itself instead of by ssim_cuda_finalize afterwards
  * (scores NULL: not). Only for a launch of every plane of a call of at most
- * SSIM_CUDA_FINISH_MAX_PAIRS pairs: scores double[pairs],
+ * SSIM_CUDA_FINISH_MAX_PAIRS pairs and SSIM_CUDA_FINISH_MAX_PLANES planes: scores double[pairs],
  * channel_scores double[planes], from the sums the launch adds to plane_sums, which it leaves at
  * zero; flag_copy (when not NULL) receives the non-finite flag's value at the end, and when that
  * is the call's id every score and channel score is NaN. `counters` is a zero that every launch
@@ -90,17 +90,29 @@ struct ssim_cuda_finish {
   unsigned long long *counters;
 };
 
-/* A plane's sum is kept in this many slots, added by different blocks, whose total it is: the
- * atomic adds of blocks that finish their work at the same time then go to different cache
+/* A plane's sum is kept in up to this many slots, added by different blocks, whose total it is:
+ * the atomic adds of blocks that finish their work at the same time then go to different cache
  * lines (sum_stride is a multiple of 16 entries, 128 bytes) instead of queueing on one. */
 #define SSIM_CUDA_SUM_SLOTS 16
+
+/* The slots of a call of `planes` planes: 16 where few planes take the adds of many blocks,
+ * fewer where many planes share them, so that a call's slots are at most 256 (the in-launch
+ * finish reads them in one round: 64 threads or more, 4 reads in flight each). */
+inline int ssim_cuda_sum_slots(int64_t planes) {
+  int slots = SSIM_CUDA_SUM_SLOTS;
+  while (slots > 1 && planes * slots > 256)
+    slots /= 2;
+  return slots;
+}
 inline int64_t ssim_cuda_sum_stride(int64_t planes) {
   return (planes + 15) / 16 * 16;
 }
 
-/* The launches that can finish themselves: those of at most this many pairs, whose scores the
- * threads of one block write in a round or two (the finalize kernel has a thread a pair). */
+/* The launches that can finish themselves: those of at most this many pairs and planes, whose
+ * planes' sums one block adds up in shared memory and whose scores its threads write in a round
+ * or two (the finalize kernel has a thread a pair). */
 #define SSIM_CUDA_FINISH_MAX_PAIRS 256
+#define SSIM_CUDA_FINISH_MAX_PLANES 1024
 
 struct ssim_cuda_forward_args {
   const void *img1, *img2;
@@ -108,7 +120,8 @@ struct ssim_cuda_forward_args {
   float *map;
   float *partials;
   unsigned long long *plane_sums; /* of the launch's first plane; see scores.cuh */
-  int64_t sum_stride;             /* between a plane's slots (SSIM_CUDA_SUM_SLOTS) */
+  int64_t sum_stride;             /* between a plane's slots */
+  int sum_slots;                  /* slots a plane (ssim_cuda_sum_slots): a power of two */
   struct ssim_cuda_finish finish; /* inference only */
   float *deriv;
   int64_t deriv_stride;
@@ -192,9 +205,9 @@ void ssim_cuda_infer_partials(const struct ssim_cuda_geometry *geo,
 /*
  * Writes the scores of `pairs` pairs (double[pairs]) and their channel scores (double[pairs *
  * channels]) from the planes' fixed-point sums that the forward launches added to plane_sums
- * (from plane 0, slots sum_stride apart), and sets those sums back to zero. With block_means
- * (float[pairs * blocks]; not written when NULL), also the block means from the partial sums of all
- * the pairs' planes
+ * (from plane 0, sum_slots slots sum_stride apart), and sets those sums back to zero. With
+ * block_means (float[pairs * blocks]; not written when NULL), also the block means from the partial
+ * sums of all the pairs' planes
  * (`partials`, laid out as `layout`), added in a fixed order. When *nonfinite holds `call`,
  * every score and channel score is NaN instead. *flag_copy (when not NULL) receives the flag's
  * value, for the host to read with the results. The scores have the bits of an in-kernel finish
@@ -206,9 +219,10 @@ void ssim_cuda_infer_partials(const struct ssim_cuda_geometry *geo,
 cudaError_t ssim_cuda_finalize(const struct ssim_cuda_geometry *geo,
                                const struct ssim_cuda_partials *layout, int64_t pairs,
                                const float *partials, unsigned long long *plane_sums,
-                               int64_t sum_stride, double *scores, double *channel_scores,
-                               float *block_means, const unsigned *nonfinite, unsigned call,
-                               unsigned *flag_copy, cudaStream_t stream, bool early);
+                               int64_t sum_stride, int sum_slots, double *scores,
+                               double *channel_scores, float *block_means,
+                               const unsigned *nonfinite, unsigned call, unsigned *flag_copy,
+                               cudaStream_t stream, bool early);
 /* Whether the current device runs the finalize kernel's own wait for an early launch: code for
  * sm_90 or later, not a build for older GPUs compiled by the driver (which lacks it). */
 bool ssim_cuda_finalize_can_wait(void);

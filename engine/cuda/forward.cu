@@ -271,7 +271,7 @@ constexpr int kFinalizeThreads = 256;
 __global__ void __launch_bounds__(kFinalizeThreads)
     finalize_kernel(const ssim_cuda_geometry geo, const ssim_cuda_partials layout, int64_t pairs,
                     const float *__restrict__ partials, unsigned long long *plane_sums,
-                    int64_t sum_stride, double *__restrict__ scores,
+                    int64_t sum_stride, int sum_slots, double *__restrict__ scores,
                     double *__restrict__ channel_scores, float *__restrict__ block_means,
                     const unsigned *nonfinite, unsigned call, unsigned *flag_copy) {
   wait_for_prior_grid();
@@ -282,7 +282,7 @@ __global__ void __launch_bounds__(kFinalizeThreads)
   if (flag_copy != nullptr && id == 0)
     *flag_copy = flag;
   if (id < pairs)
-    score_pair(geo, id, plane_sums, sum_stride, scores, channel_scores, flag == call);
+    score_pair(geo, id, plane_sums, sum_stride, sum_slots, scores, channel_scores, flag == call);
   if (block_means == nullptr)
     return;
 
@@ -406,9 +406,10 @@ bool ssim_cuda_finalize_can_wait() {
 
 cudaError_t ssim_cuda_finalize(const ssim_cuda_geometry *geo, const ssim_cuda_partials *layout,
                                int64_t pairs, const float *partials, unsigned long long *plane_sums,
-                               int64_t sum_stride, double *scores, double *channel_scores,
-                               float *block_means, const unsigned *nonfinite, unsigned call,
-                               unsigned *flag_copy, cudaStream_t stream, bool early) {
+                               int64_t sum_stride, int sum_slots, double *scores,
+                               double *channel_scores, float *block_means,
+                               const unsigned *nonfinite, unsigned call, unsigned *flag_copy,
+                               cudaStream_t stream, bool early) {
   /* A thread a pair; with block means, enough blocks to spread them (a grid-stride loop past
    * that). */
   int64_t blocks = div_up(pairs, (int64_t)kFinalizeThreads);
@@ -428,6 +429,6 @@ cudaError_t ssim_cuda_finalize(const ssim_cuda_geometry *geo, const ssim_cuda_pa
   config.attrs = &attribute;
   config.numAttrs = early ? 1 : 0;
   return cudaLaunchKernelEx(&config, finalize_kernel, *geo, *layout, pairs, partials, plane_sums,
-                            sum_stride, scores, channel_scores, block_means, nonfinite, call,
-                            flag_copy);
+                            sum_stride, sum_slots, scores, channel_scores, block_means, nonfinite,
+                            call, flag_copy);
 }

@@ -4,7 +4,7 @@
  * Every forward kernel adds each sum it makes of the map (a 32 x 32 block, or half a training
  * tile) to its plane's sum, in fixed point: round(sum * 2^shift) as a 64-bit integer
  * (ssim_cuda_geometry.sum_shift; see ssim_cuda_sum_shift), by atomic adds into one of the
- * plane's SSIM_CUDA_SUM_SLOTS slots. The TMA kernel rounds each pixel's S instead, to 2^-22
+ * plane's slots (ssim_cuda_sum_slots). The TMA kernel rounds each pixel's S instead, to 2^-22
  * (quarter_units), adds those integers over a walk and a warp, and makes one atomic a warp and
  * walk. Integer addition does not depend on order, so a plane's sum has the same bits however
  * the work was cut into launches, chunks and blocks and whatever order the blocks ran in: a
@@ -67,12 +67,12 @@ __device__ __forceinline__ int quarter_units(float s4, float scale) {
 __device__ __forceinline__ void add_to_plane_sum(const ssim_cuda_forward_args &args, int64_t plane,
                                                  long long q) {
   if (q != 0)
-    atomicAdd(args.plane_sums + (blockIdx.x % SSIM_CUDA_SUM_SLOTS) * args.sum_stride + plane,
+    atomicAdd(args.plane_sums + (blockIdx.x & (args.sum_slots - 1)) * args.sum_stride + plane,
               (unsigned long long)q);
 }
 
-/* Shared memory of an in-kernel finish (finish_launch): one word. */
-constexpr size_t kFinishSharedBytes = sizeof(double);
+/* Shared memory of an in-kernel finish (finish_launch): a word, and a sum a plane. */
+constexpr size_t kFinishSharedBytes = sizeof(double) * (1 + SSIM_CUDA_FINISH_MAX_PLANES);
 
 /*
  * Returns in every thread whether the block's increment of *counter by `add` made it reach
@@ -102,14 +102,14 @@ __device__ inline double nan_score() {
 }
 
 /*
- * One thread: pair `pair`'s channel scores and score from its planes' fixed-point sums (the
- * slots of plane p at plane_sums[k * sum_stride + p]), which it then sets back to zero. The pair's
- * sum is its planes' integers added (ssim_cuda_sum_shift leaves room for them). NaN everywhere when
- * `bad` (the call's input was not finite). The sums were written by other blocks or launches, so
- * they are read from L2 (ld.cg): L1 is not coherent.
+ * One thread: pair `pair`'s channel scores and score from its planes' fixed-point sums (slot
+ * k < slots of plane p at plane_sums[k * sum_stride + p]), which it then sets back to zero. The
+ * pair's sum is its planes' integers added (ssim_cuda_sum_shift leaves room for them). NaN
+ * everywhere when `bad` (the call's input was not finite). The sums were written by other blocks or
+ * launches, so they are read from L2 (ld.cg): L1 is not coherent.
  */
 __device__ inline void score_pair(const ssim_cuda_geometry &geo, int64_t pair,
-                                  unsigned long long *plane_sums, int64_t sum_stride,
+                                  unsigned long long *plane_sums, int64_t sum_stride, int slots,
                                   double *scores, double *channel_scores, bool bad) {
   const int channels = geo.channels;
   const double unit = 1.0 / (double)geo.sum_scale; /* a power of two: exact */
@@ -117,8 +117,8 @@ __device__ inline void score_pair(const ssim_cuda_geometry &geo, int64_t pair,
   unsigned long long total = 0;
   for (int k = 0; k < channels; k++) {
     unsigned long long q = 0;
-#pragma unroll
-    for (int slot = 0; slot < SSIM_CUDA_SUM_SLOTS; slot++) {
+#pragma unroll 4
+    for (int slot = 0; slot < slots; slot++) {
       unsigned long long *sum = plane_sums + slot * sum_stride + pair * channels + k;
       q += __ldcg(sum);
       *sum = 0;
@@ -134,6 +134,12 @@ __device__ inline void score_pair(const ssim_cuda_geometry &geo, int64_t pair,
  * Every block, once it has walked its run and added its sums and set the non-finite flag,
  * counts itself done; the last one writes every pair's scores. `shared` is kFinishSharedBytes
  * of shared memory, free after the walks.
+ *
+ * The last block's threads share the reads of the planes' slots (a thread a slot, 4 reads in
+ * flight a thread; at most 256 slots, ssim_cuda_sum_slots), add each plane's up over its lanes
+ * into shared memory, then write a channel score a thread and a score a thread: a 1080p pair's
+ * 48 slots cost one trip to L2 instead of the three of a thread a pair. The integers and the
+ * expressions are score_pair's, and so are the bits.
  */
 __device__ inline void finish_launch(const ssim_cuda_geometry &geo,
                                      const ssim_cuda_forward_args &args, double *shared) {
@@ -141,10 +147,49 @@ __device__ inline void finish_launch(const ssim_cuda_geometry &geo,
   if (!completes(f.counters, 1ull, gridDim.x, reinterpret_cast<volatile int *>(shared)))
     return;
   const unsigned flag = *reinterpret_cast<volatile unsigned *>(args.nonfinite);
+  const int64_t planes = args.planes;
+  unsigned long long *totals = reinterpret_cast<unsigned long long *>(shared + 1);
+  /* Entry e is slot e % slots of plane e / slots: each plane's slots are lanes of one warp,
+   * added with shuffles. The rounds are the same in every thread (the shuffles need whole
+   * warps). */
+  static_assert(SSIM_CUDA_SUM_SLOTS <= 32, "a plane's slots are lanes of one warp");
+  constexpr int kInFlight = 4;
+  const int slots = args.sum_slots, shift = __ffs(slots) - 1; /* slots = 2^shift */
+  const int64_t entries = planes << shift;
+  for (int64_t round = 0; round < entries; round += kInFlight * blockDim.x) {
+    unsigned long long v[kInFlight];
+#pragma unroll
+    for (int j = 0; j < kInFlight; j++) {
+      const int64_t e = round + j * blockDim.x + threadIdx.x;
+      v[j] = e < entries
+                 ? __ldcg(args.plane_sums + (e & (slots - 1)) * args.sum_stride + (e >> shift))
+                 : 0;
+    }
+#pragma unroll
+    for (int j = 0; j < kInFlight; j++) {
+      const int64_t e = round + j * blockDim.x + threadIdx.x;
+      for (int off = slots / 2; off > 0; off >>= 1)
+        v[j] += __shfl_xor_sync(0xffffffffu, v[j], off);
+      if (e < entries) {
+        args.plane_sums[(e & (slots - 1)) * args.sum_stride + (e >> shift)] = 0;
+        if ((e & (slots - 1)) == 0)
+          totals[e >> shift] = v[j];
+      }
+    }
+  }
+  __syncthreads();
   const bool bad = flag == args.call;
-  const int64_t pairs = args.planes / geo.channels;
-  for (int64_t pair = threadIdx.x; pair < pairs; pair += blockDim.x)
-    score_pair(geo, pair, args.plane_sums, args.sum_stride, f.scores, f.channel_scores, bad);
+  const int channels = geo.channels;
+  const double unit = 1.0 / (double)geo.sum_scale; /* a power of two: exact */
+  const double map_px = (double)(geo.map_h * geo.map_w);
+  for (int64_t p = threadIdx.x; p < planes; p += blockDim.x)
+    f.channel_scores[p] = bad ? nan_score() : (double)(long long)totals[p] * unit / map_px;
+  for (int64_t pair = threadIdx.x; pair < planes / channels; pair += blockDim.x) {
+    unsigned long long total = 0;
+    for (int k = 0; k < channels; k++)
+      total += totals[pair * channels + k];
+    f.scores[pair] = bad ? nan_score() : (double)(long long)total * unit / (map_px * channels);
+  }
   if (threadIdx.x == 0) {
     *f.counters = 0;
     if (f.flag_copy != nullptr)
