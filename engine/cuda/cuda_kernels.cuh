@@ -4,7 +4,7 @@
  *
  * Every plane (one channel of one image) is processed on its own. The forward kernels run
  * persistent grids (one block per resident slot): the training kernel walks the tiles of every
- * plane of a launch, the inference kernel equal runs of the rows of the planes' vertical strips;
+ * plane of a launch, the inference kernel equal shares of the rows of the planes' vertical strips;
  * the backward kernel's grid has the tiles of a plane in x and the planes in y (launched in
  * groups of at most 65535 planes). Pixels are addressed with 64-bit arithmetic, so any size
  * the engine accepts is indexed correctly.
