@@ -439,18 +439,17 @@ cudaError_t launch_infer(const ssim_cuda_geometry &geo, const ssim_cuda_forward_
                          int resident, cudaStream_t stream) {
   using cfg = strip_config<T, SW>;
   /* Its sums are float sums of units, whole in one walk. */
-  const strip_plan plan = make_strip_plan(geo, args.planes, SW, SSIM_BLOCK);
-  const int64_t blocks = launch_blocks(plan, resident);
+  const strip_plan plan = make_strip_plan(geo, args.planes, SW, SSIM_BLOCK, resident);
   /* 16-byte copies need rows of whole 16-byte chunks and aligned images. */
   const bool vec = (geo.width * (int64_t)sizeof(T)) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(args.img1) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(args.img2) % 16 == 0;
   if (vec)
     infer_kernel<T, SW, true>
-        <<<(unsigned)blocks, cfg::threads, cfg::smem, stream>>>(geo, args, plan);
+        <<<(unsigned)plan.blocks, cfg::threads, cfg::smem, stream>>>(geo, args, plan);
   else
     infer_kernel<T, SW, false>
-        <<<(unsigned)blocks, cfg::threads, cfg::smem, stream>>>(geo, args, plan);
+        <<<(unsigned)plan.blocks, cfg::threads, cfg::smem, stream>>>(geo, args, plan);
   return cudaGetLastError();
 }
 

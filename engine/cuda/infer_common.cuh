@@ -22,6 +22,35 @@ constexpr int kBatch = SSIM_WINDOW;    /* output rows per batch: one turn of the
 constexpr int kWarm = SSIM_WINDOW - 1; /* input rows before the first output row completes */
 
 /*
+ * Division of numerators below 2^63 by a divisor set on the host, as a multiplication (Granlund
+ * and Montgomery): a block computes its first walk from a few divisions before its first copy
+ * can be issued, and the compiler's division routine makes each of those a chain of long
+ * latencies. With l = ceil(log2 d), magic = ceil(2^(63 + l) / d) < 2^64 errs by less than d in
+ * 2^(63 + l), so n * magic / 2^(63 + l) rounds down to n / d for every n < 2^63.
+ */
+struct fast_divisor {
+  uint64_t magic; /* 0 for d = 1 */
+  int shift;      /* l - 1 */
+
+  void set(uint64_t d) {
+    magic = 0;
+    shift = 0;
+    if (d <= 1)
+      return;
+    int l = 0;
+    while (((uint64_t)1 << l) < d)
+      l++;
+    const unsigned __int128 power = (unsigned __int128)1 << (63 + l);
+    magic = (uint64_t)((power + d - 1) / d);
+    shift = l - 1;
+  }
+
+  __device__ __forceinline__ int64_t divide(int64_t n) const {
+    return magic == 0 ? n : (int64_t)(__umul64hi((uint64_t)n, magic) >> shift);
+  }
+};
+
+/*
  * How the rows of a launch are walked, computed on the host. The strips of all planes are put in
  * order (columns of `rows` map rows each), and each block of a persistent grid takes an equal
  * share of their cost: a column costs its rows plus the kWarm input rows that fill the sliding
@@ -36,9 +65,11 @@ struct strip_plan {
   int64_t strips;        /* strips per plane */
   int64_t rows;          /* map rows of a column */
   int64_t cost;          /* columns x (rows + kWarm) */
-  int64_t granule;       /* rows */
+  int64_t granule;       /* rows: 1 or SSIM_BLOCK, a power of two */
   int64_t block_rows;    /* ceil(rows / 32): units per strip */
   int64_t partial_pitch; /* sums per row of blocks: ceil(map_w / 64) x 2 */
+  int64_t blocks;        /* the grid (launch_blocks) */
+  fast_divisor by_blocks, by_span, by_rows, by_strips; /* by blocks, rows + kWarm, rows, strips */
 };
 
 /* Strip widths, narrowest first; the host picks one per call (pick_strip_width). */
@@ -64,11 +95,10 @@ int pick_strip_width(const int resident[SSIM_CUDA_INFER_WIDTHS], Cost cost) {
 
 /* The row, counted over all columns in order, where the share starting at cost `pos` starts: a
  * share starting among a column's first kWarm positions starts at its first row. */
-__host__ __device__ __forceinline__ int64_t share_start(const strip_plan &plan, int64_t pos) {
-  const int64_t span = plan.rows + kWarm;
-  const int64_t column = pos / span;
-  const int64_t r = pos - column * span - kWarm;
-  return column * plan.rows + (r < 0 ? 0 : r / plan.granule * plan.granule);
+__device__ __forceinline__ int64_t share_start(const strip_plan &plan, int64_t pos) {
+  const int64_t column = plan.by_span.divide(pos);
+  const int64_t r = pos - column * (plan.rows + kWarm) - kWarm;
+  return column * plan.rows + (r < 0 ? 0 : r & ~(plan.granule - 1));
 }
 
 /* One walk: map rows r0 .. r1 - 1 of one strip of one plane. */
@@ -82,8 +112,8 @@ struct walk_cursor {
 
   __device__ __forceinline__ static walk_cursor of_block(const strip_plan &plan) {
     walk_cursor w;
-    w.at = share_start(plan, plan.cost * blockIdx.x / gridDim.x);
-    w.end = share_start(plan, plan.cost * (blockIdx.x + 1) / gridDim.x);
+    w.at = share_start(plan, plan.by_blocks.divide(plan.cost * blockIdx.x));
+    w.end = share_start(plan, plan.by_blocks.divide(plan.cost * (blockIdx.x + 1)));
     return w;
   }
 
@@ -91,8 +121,8 @@ struct walk_cursor {
   __device__ __forceinline__ bool next(const strip_plan &plan, strip_walk_span *span) {
     if (at >= end)
       return false;
-    const int64_t column = at / plan.rows;
-    span->plane = column / plan.strips;
+    const int64_t column = plan.by_rows.divide(at);
+    span->plane = plan.by_strips.divide(column);
     span->strip = column - span->plane * plan.strips;
     span->r0 = at - column * plan.rows;
     span->r1 = min(plan.rows, end - column * plan.rows);
@@ -110,9 +140,24 @@ __device__ __forceinline__ void for_each_walk(const strip_plan &plan, Walk walk)
     walk(w.plane, w.strip, w.r0, w.r1);
 }
 
-/* The plan of strips SW map columns wide, cut on multiples of `granule` rows. */
+/* The grid of a launch on at most `resident` blocks, each walking an equal share
+ * (for_each_walk; the plan's `blocks`, which the launch must use), or one block a column where a
+ * column costs no more than a share and its second fill: every walk is then a whole strip. That is
+ * the case of many small planes, such as 192 planes of 256 x 256 in 128-column strips (384 columns)
+ * on 396 blocks, three an SM. With four an SM (528 blocks, those strips' grid since they have one
+ * buffer of blurred rows) the shares are 194 cost rows, and one block a strip there measured 1.3%
+ * slower on an H200 (with shares of whole units): more warps an SM made up for the split strips. */
+inline int64_t launch_blocks(const strip_plan &plan, int resident) {
+  if (plan.columns <= resident && plan.rows <= div_up(plan.cost, (int64_t)resident))
+    return plan.columns;
+  const int64_t granules = plan.columns * div_up(plan.rows, plan.granule);
+  return min((int64_t)resident, granules);
+}
+
+/* The plan of strips SW map columns wide, cut on multiples of `granule` rows (1 or
+ * SSIM_BLOCK), and its grid on at most `resident` blocks. */
 inline strip_plan make_strip_plan(const ssim_cuda_geometry &geo, int64_t planes, int sw,
-                                  int64_t granule) {
+                                  int64_t granule, int resident) {
   strip_plan plan;
   plan.strips = div_up(geo.map_w, sw);
   plan.columns = planes * plan.strips;
@@ -121,21 +166,12 @@ inline strip_plan make_strip_plan(const ssim_cuda_geometry &geo, int64_t planes,
   plan.granule = granule;
   plan.block_rows = div_up(geo.map_h, SSIM_BLOCK);
   plan.partial_pitch = 2 * div_up(geo.map_w, kTileW);
+  plan.blocks = launch_blocks(plan, resident);
+  plan.by_blocks.set((uint64_t)plan.blocks);
+  plan.by_span.set((uint64_t)(plan.rows + kWarm));
+  plan.by_rows.set((uint64_t)plan.rows);
+  plan.by_strips.set((uint64_t)plan.strips);
   return plan;
-}
-
-/* The grid of a launch on at most `resident` blocks, each walking an equal share
- * (for_each_walk), or one block a column where a column costs no more than a share and its
- * second fill: every walk is then a whole strip. That is the case of many small planes, such as
- * 192 planes of 256 x 256 in 128-column strips (384 columns) on 396 blocks, three an SM. With
- * four an SM (528 blocks, those strips' grid since they have one buffer of blurred rows) the
- * shares are 194 cost rows, and one block a strip there measured 1.3% slower on an H200 (with
- * shares of whole units): more warps an SM made up for the split strips. */
-inline int64_t launch_blocks(const strip_plan &plan, int resident) {
-  if (plan.columns <= resident && plan.rows <= div_up(plan.cost, (int64_t)resident))
-    return plan.columns;
-  const int64_t granules = plan.columns * div_up(plan.rows, plan.granule);
-  return min((int64_t)resident, granules);
 }
 
 /*

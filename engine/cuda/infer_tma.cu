@@ -592,14 +592,13 @@ cudaError_t launch_tma(const ssim_cuda_geometry &geo, const ssim_cuda_forward_ar
     return cudaSuccess; /* not launched: the strip kernel takes the call */
   /* Shares cut anywhere, but on whole units for block means (see tma_block::flush). */
   const strip_plan plan =
-      make_strip_plan(geo, args.planes, SW, args.partials != nullptr ? SSIM_BLOCK : 1);
-  const int64_t blocks = launch_blocks(plan, resident);
+      make_strip_plan(geo, args.planes, SW, args.partials != nullptr ? SSIM_BLOCK : 1, resident);
   if (args.map != nullptr)
     infer_tma_kernel<T, SW, E0, true>
-        <<<(unsigned)blocks, cfg::threads, cfg::smem, stream>>>(map1, map2, geo, args, plan);
+        <<<(unsigned)plan.blocks, cfg::threads, cfg::smem, stream>>>(map1, map2, geo, args, plan);
   else
     infer_tma_kernel<T, SW, E0, false>
-        <<<(unsigned)blocks, cfg::threads, cfg::smem, stream>>>(map1, map2, geo, args, plan);
+        <<<(unsigned)plan.blocks, cfg::threads, cfg::smem, stream>>>(map1, map2, geo, args, plan);
   *launched = true;
   return cudaGetLastError();
 }
