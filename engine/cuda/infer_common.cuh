@@ -45,8 +45,15 @@ struct fast_divisor {
     shift = l - 1;
   }
 
-  __device__ __forceinline__ int64_t divide(int64_t n) const {
-    return magic == 0 ? n : (int64_t)(__umul64hi((uint64_t)n, magic) >> shift);
+  __host__ __device__ __forceinline__ int64_t divide(int64_t n) const {
+    if (magic == 0)
+      return n;
+#ifdef __CUDA_ARCH__
+    const uint64_t high = __umul64hi((uint64_t)n, magic);
+#else
+    const uint64_t high = (uint64_t)(((unsigned __int128)(uint64_t)n * magic) >> 64);
+#endif
+    return (int64_t)(high >> shift);
   }
 };
 
@@ -95,7 +102,7 @@ int pick_strip_width(const int resident[SSIM_CUDA_INFER_WIDTHS], Cost cost) {
 
 /* The row, counted over all columns in order, where the share starting at cost `pos` starts: a
  * share starting among a column's first kWarm positions starts at its first row. */
-__device__ __forceinline__ int64_t share_start(const strip_plan &plan, int64_t pos) {
+__host__ __device__ __forceinline__ int64_t share_start(const strip_plan &plan, int64_t pos) {
   const int64_t column = plan.by_span.divide(pos);
   const int64_t r = pos - column * (plan.rows + kWarm) - kWarm;
   return column * plan.rows + (r < 0 ? 0 : r & ~(plan.granule - 1));
@@ -106,19 +113,21 @@ struct strip_walk_span {
   int64_t plane, strip, r0, r1;
 };
 
-/* The walks of one block's share in order: its rows of each column it touches. */
+/* The walks of one block's share in order: its rows of each column it touches. (Host code too,
+ * for the plan's tests.) */
 struct walk_cursor {
   int64_t at, end; /* rows counted over all columns */
 
-  __device__ __forceinline__ static walk_cursor of_block(const strip_plan &plan) {
+  __host__ __device__ __forceinline__ static walk_cursor of_block(const strip_plan &plan,
+                                                                  int64_t block) {
     walk_cursor w;
-    w.at = share_start(plan, plan.by_blocks.divide(plan.cost * blockIdx.x));
-    w.end = share_start(plan, plan.by_blocks.divide(plan.cost * (blockIdx.x + 1)));
+    w.at = share_start(plan, plan.by_blocks.divide(plan.cost * block));
+    w.end = share_start(plan, plan.by_blocks.divide(plan.cost * (block + 1)));
     return w;
   }
 
   /* The next walk into *span; false after the last. */
-  __device__ __forceinline__ bool next(const strip_plan &plan, strip_walk_span *span) {
+  __host__ __device__ __forceinline__ bool next(const strip_plan &plan, strip_walk_span *span) {
     if (at >= end)
       return false;
     const int64_t column = plan.by_rows.divide(at);
@@ -134,7 +143,7 @@ struct walk_cursor {
 /* Calls walk(plane, strip, r0, r1) for each walk of this block's share. */
 template <typename Walk>
 __device__ __forceinline__ void for_each_walk(const strip_plan &plan, Walk walk) {
-  walk_cursor cursor = walk_cursor::of_block(plan);
+  walk_cursor cursor = walk_cursor::of_block(plan, blockIdx.x);
   strip_walk_span w;
   while (cursor.next(plan, &w))
     walk(w.plane, w.strip, w.r0, w.r1);

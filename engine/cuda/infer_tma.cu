@@ -531,7 +531,7 @@ __global__ void __launch_bounds__(tma_config<T, SW, E0>::threads, tma_config<T, 
                            reinterpret_cast<copy_cursor *>(after_rows + 2 * sizeof(uint64_t)),
                            0u,
                            0.0f};
-  walk_cursor walks = walk_cursor::of_block(plan);
+  walk_cursor walks = walk_cursor::of_block(plan, blockIdx.x);
   if (threadIdx.x == 0) {
     barrier_init(blk.bars);
     barrier_init(blk.bars + 1);
