@@ -55,25 +55,9 @@ void check_quotient(uint64_t n, uint64_t d) {
 void test_fast_divisor(void **state) {
   (void)state;
   const uint64_t top = ((uint64_t)1 << 63) - 1; /* the largest numerator allowed */
-  const uint64_t divisors[] = {1,
-                               2,
-                               3,
-                               7,
-                               10,
-                               11,
-                               32,
-                               264,
-                               528,
-                               1090,
-                               1089,
-                               65535,
-                               65536,
-                               65537,
-                               ((uint64_t)1 << 31) - 1,
-                               (uint64_t)1 << 31,
-                               ((uint64_t)1 << 32) - 1,
-                               (uint64_t)1 << 32,
-                               ((uint64_t)1 << 40) + 3};
+  const uint64_t p31 = (uint64_t)1 << 31, p32 = (uint64_t)1 << 32, p40 = (uint64_t)1 << 40;
+  const uint64_t divisors[] = {1,    2,     3,     7,     10,      11,  32,      264, 528,    1090,
+                               1089, 65535, 65536, 65537, p31 - 1, p31, p32 - 1, p32, p40 + 3};
   for (uint64_t d : divisors) {
     const uint64_t numerators[] = {0,         1,   d - 1,   d,           d + 1,
                                    2 * d - 1, top, top - 1, top / d * d, top / d * d - 1};
