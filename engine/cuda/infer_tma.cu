@@ -373,7 +373,7 @@ template <typename T, int SW, int E0> struct tma_block {
   /* What the vertical pass of a walk carries from row to row. */
   struct column_state {
     float acc[kBatch][kStats]; /* the sliding window */
-    int quarters;              /* S / 4 of this column's outputs since the last flush, in units */
+    int quarters;              /* S / 4 of the column's outputs since the last flush, in 2^-24 */
     long long walk_sum;        /* the walk's quarters flushed so far */
     float unit_scale;          /* quarter_units' scale: 2^24 for a column of the map, else 0 */
     float *map_col;            /* the column's map pixel of walk row 0, or NULL */
