@@ -308,7 +308,7 @@ def bench_shape(name, shape, engine, peers, limits, rows, checks):
         for label, fn in peer_cases.items():
             peer_rounds[label].append(median_ms(fn))
     ours_ms = {label: statistics.median(v) for label, v in ours_rounds.items()}
-    for label, fn, bytes_px, fma_px in cases:
+    for label, _, bytes_px, fma_px in cases:
         ms = ours_ms[label]
         gbs = bytes_px * px / (ms * 1e-3)
         line = f"{name:15s} {label:16s} ssimd {ms:8.3f} ms  {gbs / 1e9:7.1f} GB/s ({100 * gbs / bandwidth:4.1f}% copy bw)"

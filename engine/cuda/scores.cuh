@@ -101,19 +101,38 @@ __device__ inline double nan_score() {
   return __longlong_as_double(0x7ff8000000000000LL);
 }
 
+/* Scores from fixed-point sums: a channel score from its plane's sum, a pair's from its planes'
+ * sums added (ssim_cuda_sum_shift leaves room for them); NaN when `bad` (the call's input was not
+ * finite). The one expression of each, so that every place that writes scores writes the same
+ * bits. */
+struct score_scale {
+  double unit;   /* of the fixed point: 2^-sum_shift, exact */
+  double map_px; /* a plane's map pixels */
+  int channels;
+
+  __device__ __forceinline__ explicit score_scale(const ssim_cuda_geometry &geo)
+      : unit(1.0 / (double)geo.sum_scale), map_px((double)(geo.map_h * geo.map_w)),
+        channels(geo.channels) {}
+
+  __device__ __forceinline__ double plane(unsigned long long q, bool bad) const {
+    return bad ? nan_score() : (double)(long long)q * unit / map_px;
+  }
+  __device__ __forceinline__ double pair(unsigned long long total, bool bad) const {
+    return bad ? nan_score() : (double)(long long)total * unit / (map_px * channels);
+  }
+};
+
 /*
  * One thread: pair `pair`'s channel scores and score from its planes' fixed-point sums (slot
  * k < slots of plane p at plane_sums[k * sum_stride + p]), which it then sets back to zero. The
- * pair's sum is its planes' integers added (ssim_cuda_sum_shift leaves room for them). NaN
- * everywhere when `bad` (the call's input was not finite). The sums were written by other blocks or
- * launches, so they are read from L2 (ld.cg): L1 is not coherent.
+ * sums were written by other blocks or launches, so they are read from L2 (ld.cg): L1 is not
+ * coherent.
  */
 __device__ inline void score_pair(const ssim_cuda_geometry &geo, int64_t pair,
                                   unsigned long long *plane_sums, int64_t sum_stride, int slots,
                                   double *scores, double *channel_scores, bool bad) {
   const int channels = geo.channels;
-  const double unit = 1.0 / (double)geo.sum_scale; /* a power of two: exact */
-  const double map_px = (double)(geo.map_h * geo.map_w);
+  const score_scale scale(geo);
   unsigned long long total = 0;
   for (int k = 0; k < channels; k++) {
     unsigned long long q = 0;
@@ -124,9 +143,9 @@ __device__ inline void score_pair(const ssim_cuda_geometry &geo, int64_t pair,
       *sum = 0;
     }
     total += q;
-    channel_scores[pair * channels + k] = bad ? nan_score() : (double)(long long)q * unit / map_px;
+    channel_scores[pair * channels + k] = scale.plane(q, bad);
   }
-  scores[pair] = bad ? nan_score() : (double)(long long)total * unit / (map_px * channels);
+  scores[pair] = scale.pair(total, bad);
 }
 
 /*
@@ -138,8 +157,8 @@ __device__ inline void score_pair(const ssim_cuda_geometry &geo, int64_t pair,
  * The last block's threads share the reads of the planes' slots (a thread a slot, 4 reads in
  * flight a thread; at most 256 slots, ssim_cuda_sum_slots), add each plane's up over its lanes
  * into shared memory, then write a channel score a thread and a score a thread: a 1080p pair's
- * 48 slots cost one trip to L2 instead of the three of a thread a pair. The integers and the
- * expressions are score_pair's, and so are the bits.
+ * 48 slots cost one trip to L2 instead of the three of a thread a pair. The integers are
+ * score_pair's, and so are the scores' bits (score_scale).
  */
 __device__ inline void finish_launch(const ssim_cuda_geometry &geo,
                                      const ssim_cuda_forward_args &args, double *shared) {
@@ -156,14 +175,15 @@ __device__ inline void finish_launch(const ssim_cuda_geometry &geo,
   constexpr int kInFlight = 4;
   const int slots = args.sum_slots, shift = __ffs(slots) - 1; /* slots = 2^shift */
   const int64_t entries = planes << shift;
+  const auto slot_of = [&](int64_t e) {
+    return args.plane_sums + (e & (slots - 1)) * args.sum_stride + (e >> shift);
+  };
   for (int64_t round = 0; round < entries; round += kInFlight * blockDim.x) {
     unsigned long long v[kInFlight];
 #pragma unroll
     for (int j = 0; j < kInFlight; j++) {
       const int64_t e = round + j * blockDim.x + threadIdx.x;
-      v[j] = e < entries
-                 ? __ldcg(args.plane_sums + (e & (slots - 1)) * args.sum_stride + (e >> shift))
-                 : 0;
+      v[j] = e < entries ? __ldcg(slot_of(e)) : 0;
     }
 #pragma unroll
     for (int j = 0; j < kInFlight; j++) {
@@ -171,7 +191,7 @@ __device__ inline void finish_launch(const ssim_cuda_geometry &geo,
       for (int off = slots / 2; off > 0; off >>= 1)
         v[j] += __shfl_xor_sync(0xffffffffu, v[j], off);
       if (e < entries) {
-        args.plane_sums[(e & (slots - 1)) * args.sum_stride + (e >> shift)] = 0;
+        *slot_of(e) = 0;
         if ((e & (slots - 1)) == 0)
           totals[e >> shift] = v[j];
       }
@@ -180,15 +200,14 @@ __device__ inline void finish_launch(const ssim_cuda_geometry &geo,
   __syncthreads();
   const bool bad = flag == args.call;
   const int channels = geo.channels;
-  const double unit = 1.0 / (double)geo.sum_scale; /* a power of two: exact */
-  const double map_px = (double)(geo.map_h * geo.map_w);
+  const score_scale scale(geo);
   for (int64_t p = threadIdx.x; p < planes; p += blockDim.x)
-    f.channel_scores[p] = bad ? nan_score() : (double)(long long)totals[p] * unit / map_px;
+    f.channel_scores[p] = scale.plane(totals[p], bad);
   for (int64_t pair = threadIdx.x; pair < planes / channels; pair += blockDim.x) {
     unsigned long long total = 0;
     for (int k = 0; k < channels; k++)
       total += totals[pair * channels + k];
-    f.scores[pair] = bad ? nan_score() : (double)(long long)total * unit / (map_px * channels);
+    f.scores[pair] = scale.pair(total, bad);
   }
   if (threadIdx.x == 0) {
     *f.counters = 0;
