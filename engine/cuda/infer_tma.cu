@@ -9,7 +9,7 @@
  *      address arithmetic in the other threads. The copies of the step after the next are
  *      issued as soon as a step's rows are read (two buffers), across walks: a walk's first
  *      rows are copied while the walk before it ends (copy_cursor).
- *   2. Horizontal pass: each work item is item_w adjacent outputs of one row (6, or 4 on narrow
+ *   2. Horizontal pass: each work item is item_w adjacent outputs of one row (12, or 4 on narrow
  *      strips). It converts its item_w + 10 input pixel pairs to the four statistics in
  *      registers, blurs them, and writes each output's four blurred statistics to shared memory
  *      as one float4 (two buffers on 192-column strips, one on narrower ones: h_buffers).
@@ -60,8 +60,10 @@ namespace ssim_cuda {
 namespace {
 
 /* Outputs per horizontal work item: its item_w + 10 input pixels are converted once for item_w
- * outputs. 6 where that divides the strip (192 columns: 32 items a row, so a step's 11 rows are
- * whole warps of items), else 4. Overridable at build time for tuning, for every width
+ * outputs. 12 on 192-column strips: a step's 11 rows are 176 items, one round of the block's 192
+ * threads (with 6, 352 items took two rounds, one warp in six idle in the second; 12 ran 2 to 6%
+ * faster on an H200, with the same bits, since an output's sums are the same FMAs in the same
+ * order). 4 on narrower strips. Overridable at build time for tuning, for every width
  * (SSIM_CUDA_FORCE_ITEM_W) or one (SSIM_CUDA_ITEM_W_64, _128, _192). */
 template <int SW> constexpr int item_width() {
 #if defined(SSIM_CUDA_ITEM_W_64)
@@ -79,18 +81,20 @@ template <int SW> constexpr int item_width() {
 #ifdef SSIM_CUDA_FORCE_ITEM_W
   return SSIM_CUDA_FORCE_ITEM_W;
 #else
-  return SW % 6 == 0 ? 6 : 4;
+  return SW % 12 == 0 ? 12 : 4;
 #endif
 }
 
 /* The blurred rows hold one float4 per output, and an item stores its outputs one float4 apart,
  * so the 8 threads of a quarter warp store item_w float4s apart, which for every width hits some
  * banks twice or more. Skewing groups of whole items by a float4 spreads those stores over all
- * banks, and the vertical pass's reads of 8 consecutive columns stay on distinct banks (checked
- * for the built widths and the tuning widths 8 and 16; 12 reads 2 ways): for 6-output items the
- * second of every two groups of 24 columns, others one float4 after every skew_group columns. */
+ * banks, and the vertical pass's reads of 8 consecutive columns (a group never splits them) stay
+ * on distinct banks (checked for the built widths and the tuning widths 6, 8 and 16; 16 on
+ * 192-column strips has store conflicts): for 6-output items the second of every two groups of 24
+ * columns, for 12-output items every group of 24, others one float4 after every skew_group
+ * columns. */
 constexpr int skew_group(int item_w) {
-  return item_w == 6 ? 24 : item_w < 8 ? 8 : item_w;
+  return item_w == 6 || item_w == 12 ? 24 : item_w < 8 ? 8 : item_w;
 }
 
 /* Where the TMA copies a walk's rows from: the box of its first step, and its steps. */
