@@ -377,7 +377,7 @@ template <typename T, int SW, int E0> struct tma_block {
   /* What the vertical pass of a walk carries from row to row. */
   struct column_state {
     float acc[kBatch][kStats]; /* the sliding window */
-    int quarters;              /* S / 4 of the column's outputs since the last flush, in 2^-24 */
+    unsigned quarters;         /* S / 4 of the column's outputs since the last flush, in 2^-24 */
     long long walk_sum;        /* the walk's quarters flushed so far */
     float unit_scale;          /* quarter_units' scale: 2^24 for a column of the map, else 0 */
     float *map_col;            /* the column's map pixel of walk row 0, or NULL */
@@ -391,7 +391,7 @@ template <typename T, int SW, int E0> struct tma_block {
    * column, so a block's mean does not depend on how the work was cut. */
   __device__ __forceinline__ void flush(column_state &c) const {
     if (args.partials != nullptr) {
-      float s = (float)c.quarters;
+      float s = (float)(int)c.quarters;
 #pragma unroll
       for (int off = 16; off > 0; off >>= 1)
         s += __shfl_xor_sync(0xffffffffu, s, off);
@@ -401,7 +401,7 @@ template <typename T, int SW, int E0> struct tma_block {
             ldexpf(s, 2 - kQuarterShift);
       c.unit++;
     }
-    c.walk_sum += c.quarters;
+    c.walk_sum += (int)c.quarters;
     c.quarters = 0;
   }
 
@@ -426,7 +426,9 @@ template <typename T, int SW, int E0> struct tma_block {
         slide<K, false>(c.acc, st, bias);
         const float(&out)[kStats] = c.acc[(K + 1) % kBatch];
         const float s4 = ssim_quarter(out, geo.center);
-        c.quarters += quarter_units(s4, c.unit_scale);
+        /* A step without events adds 11 outputs' bits and takes their bias off once after
+         * (walk): the sum is exact modulo 2^32, and 11 outputs' quarters fit in 32 bits. */
+        c.quarters += EVENTS ? quarter_units(s4, c.unit_scale) : quarter_bits(s4, c.unit_scale);
         if (MAP && c.map_col != nullptr)
           c.map_col[(int64_t)(jbase + K) * geo.map_w] = 4.0f * s4;
         /* Output rows 11 apart have windows that tile the input rows; with the walk's last row
@@ -482,13 +484,14 @@ template <typename T, int SW, int E0> struct tma_block {
       const int jbase = s * kBatch - kWarm; /* the output row that row 0 of the step completes */
       if (s == 0)
         vertical_rows<0, true, MAP, true>(c, h, jbase);
-      else if (c.event - jbase >= kBatch) /* no unit or walk ends in this step */
+      else if (c.event - jbase >= kBatch) { /* no unit or walk ends in this step */
         vertical_rows<0, false, MAP, false>(c, h, jbase);
-      else
+        c.quarters -= kBatch * kQuarterBias;
+      } else
         vertical_rows<0, false, MAP, true>(c, h, jbase);
       /* Without block means, quarters are flushed every step: 11 rows of them fit in 32 bits. */
       if (args.partials == nullptr) {
-        c.walk_sum += c.quarters;
+        c.walk_sum += (int)c.quarters;
         c.quarters = 0;
       }
       if (cfg::h_buffers == 1)
