@@ -303,6 +303,8 @@ int run_call(cuda_state *st, const call &c, char *detail) {
   const int64_t batch = (int64_t)in->shape.batch;
   geo.sum_shift = ssim_cuda_sum_shift(z.map_px * geo.channels);
   geo.sum_scale = ldexpf(1.0f, geo.sum_shift);
+  geo.plane_unit = ldexp(1.0, -geo.sum_shift) / (double)z.map_px;
+  geo.pair_unit = ldexp(1.0, -geo.sum_shift) / ((double)z.map_px * geo.channels);
 
   const int deriv_count = ngrad == 2 ? 4 : ngrad == 1 ? 3 : 0;
   const ssim_cuda_deriv_mode deriv_mode = ngrad == 2           ? SSIM_CUDA_DERIV_BOTH

@@ -37,6 +37,10 @@ struct ssim_cuda_geometry {
   float center;    /* subtracted from the pixel values before the moments (see forward.cu) */
   int sum_shift;   /* the planes' fixed-point sums count 2^-sum_shift (ssim_cuda_sum_shift) */
   float sum_scale; /* 2^sum_shift */
+  /* A channel score per unit of its plane's fixed-point sum, and a score per unit of its pair's:
+   * 2^-sum_shift over the map pixels of a plane, of a pair (set on the host, so that no kernel
+   * divides in doubles: score_scale). */
+  double plane_unit, pair_unit;
 };
 
 /*

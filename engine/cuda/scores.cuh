@@ -108,21 +108,19 @@ __device__ inline double nan_score() {
 /* Scores from fixed-point sums: a channel score from its plane's sum, a pair's from its planes'
  * sums added (ssim_cuda_sum_shift leaves room for them); NaN when `bad` (the call's input was not
  * finite). The one expression of each, so that every place that writes scores writes the same
- * bits. */
+ * bits: a product with the geometry's unit, where a quotient by the pixel count would cost a
+ * double division (tens of dependent instructions) at the end of the in-kernel finish. */
 struct score_scale {
-  double unit;   /* of the fixed point: 2^-sum_shift, exact */
-  double map_px; /* a plane's map pixels */
-  int channels;
+  double plane_unit, pair_unit;
 
   __device__ __forceinline__ explicit score_scale(const ssim_cuda_geometry &geo)
-      : unit(1.0 / (double)geo.sum_scale), map_px((double)(geo.map_h * geo.map_w)),
-        channels(geo.channels) {}
+      : plane_unit(geo.plane_unit), pair_unit(geo.pair_unit) {}
 
   __device__ __forceinline__ double plane(unsigned long long q, bool bad) const {
-    return bad ? nan_score() : (double)(long long)q * unit / map_px;
+    return bad ? nan_score() : (double)(long long)q * plane_unit;
   }
   __device__ __forceinline__ double pair(unsigned long long total, bool bad) const {
-    return bad ? nan_score() : (double)(long long)total * unit / (map_px * channels);
+    return bad ? nan_score() : (double)(long long)total * pair_unit;
   }
 };
 
