@@ -89,9 +89,9 @@ template <int SW> constexpr int item_width() {
  * so the 8 threads of a quarter warp store item_w float4s apart, which for every width hits some
  * banks twice or more. Skewing groups of whole items by a float4 spreads those stores over all
  * banks, and the vertical pass's reads of 8 consecutive columns (a group never splits them) stay
- * on distinct banks (checked for the built widths and the tuning widths 6, 8 and 16; 16 on
- * 192-column strips has store conflicts): for 6-output items the second of every two groups of 24
- * columns, for 12-output items every group of 24, others one float4 after every skew_group
+ * on distinct banks (blurred_rows_conflict_free, checked at build time: the tuning widths 6 and 8
+ * pass too, 16 on 192-column strips does not): for 6-output items the second of every two groups
+ * of 24 columns, for 12-output items every group of 24, others one float4 after every skew_group
  * columns. */
 constexpr int skew_group(int item_w) {
   return item_w == 6 || item_w == 12 ? 24 : item_w < 8 ? 8 : item_w;
@@ -164,6 +164,37 @@ template <typename T, int SW, int E0> struct tma_config {
   static_assert(SW % 32 == 0 && SW % item_w == 0 && item_w % vec == 0, "whole warps and items");
   static_assert(box_w <= 256, "a TMA box row holds at most 256 pixels");
 };
+
+/* Whether the 8 threads of each quarter warp, whose 16-byte accesses are served together, touch
+ * 8 distinct banks (16-byte units, mod 8) of the blurred rows: output o of 8 consecutive items
+ * in the horizontal pass's stores (the items of a quarter warp in any round), and 8 consecutive
+ * columns of a row in the vertical pass's reads. */
+template <typename cfg> constexpr bool blurred_rows_conflict_free() {
+  constexpr int items = kBatch * cfg::items_per_row;
+  for (int first = 0; first < items; first += 8)
+    for (int o = 0; o < cfg::item_w; o++) {
+      unsigned banks = 0;
+      for (int item = first; item < first + 8 && item < items; item++) {
+        const int k = item / cfg::items_per_row;
+        const int col = (item - k * cfg::items_per_row) * cfg::item_w + o;
+        const unsigned bank = 1u << (cfg::h_index(k, col) % 8);
+        if (banks & bank)
+          return false;
+        banks |= bank;
+      }
+    }
+  for (int k = 0; k < kBatch; k++)
+    for (int first = 0; first < cfg::threads; first += 8) {
+      unsigned banks = 0;
+      for (int col = first; col < first + 8; col++) {
+        const unsigned bank = 1u << (cfg::h_index(k, col) % 8);
+        if (banks & bank)
+          return false;
+        banks |= bank;
+      }
+    }
+  return true;
+}
 
 /*
  * SSIM / 4 of one pixel from its blurred centred statistics (m1, m2, sq = G*(x^2 + y^2) + C2,
@@ -591,6 +622,7 @@ template <typename T, int SW, int E0>
 cudaError_t launch_tma(const ssim_cuda_geometry &geo, const ssim_cuda_forward_args &args,
                        int resident, encode_fn encode, cudaStream_t stream, bool *launched) {
   using cfg = tma_config<T, SW, E0>;
+  static_assert(blurred_rows_conflict_free<cfg>(), "an item width or skew with bank conflicts");
   CUtensorMap map1, map2;
   if (!encode_image(encode, &map1, tma_dtype<T>(), sizeof(T), cfg::box_w, args.img1, geo,
                     args.planes) ||
