@@ -408,7 +408,8 @@ template <typename T, int SW, int E0> struct tma_block {
   /* What the vertical pass of a walk carries from row to row. */
   struct column_state {
     float acc[kBatch][kStats]; /* the sliding window */
-    unsigned quarters;         /* S / 4 of the column's outputs since the last flush, in 2^-24 */
+    unsigned quarters;         /* S / 4 of the column's outputs since the last flush, in 2^-24
+                                  (biased during a step without events: vertical_rows) */
     long long walk_sum;        /* the walk's quarters flushed so far */
     float unit_scale;          /* quarter_units' scale: 2^24 for a column of the map, else 0 */
     float *map_col;            /* the column's map pixel of walk row 0, or NULL */
@@ -457,8 +458,8 @@ template <typename T, int SW, int E0> struct tma_block {
         slide<K, false>(c.acc, st, bias);
         const float(&out)[kStats] = c.acc[(K + 1) % kBatch];
         const float s4 = ssim_quarter(out, geo.center);
-        /* A step without events adds 11 outputs' bits and takes their bias off once after
-         * (walk): the sum is exact modulo 2^32, and 11 outputs' quarters fit in 32 bits. */
+        /* A step without events adds its 11 outputs' float bits, and walk() takes their 11
+         * biases off after it: exact modulo 2^32, and 11 outputs' quarters fit in 32 bits. */
         c.quarters += EVENTS ? quarter_units(s4, c.unit_scale) : quarter_bits(s4, c.unit_scale);
         if (MAP && c.map_col != nullptr)
           c.map_col[(int64_t)(jbase + K) * geo.map_w] = 4.0f * s4;

@@ -57,7 +57,7 @@ __device__ __forceinline__ long long fixed_point(float sum, float sum_scale) {
  * the float's bits less those of 1.5 x 2^23 are the integer. The TMA kernel adds these integers,
  * so that its sums do not depend on how the rows were cut (infer_tma.cu).
  */
-constexpr int kQuarterShift = 24;           /* kQuarterUnit = 2^-24 */
+constexpr int kQuarterShift = 24;              /* kQuarterUnit = 2^-24 */
 constexpr unsigned kQuarterBias = 0x4B400000u; /* the bits of 1.5 x 2^23 */
 __device__ __forceinline__ unsigned quarter_bits(float s4, float scale) {
   return __float_as_uint(fmaf(s4, scale, 12582912.0f)); /* the integer plus kQuarterBias */
