@@ -100,7 +100,7 @@ class Engine:
         args = (self.handle, dtype, padding, b, c, h, w, img1.data_ptr(), img2.data_ptr(),
                 ptr(out["scores"]), ptr(out.get("channels")), ptr(out.get("map")),
                 ptr(out.get("blocks")), ptr(out.get("grad1")), ptr(out.get("grad2")),
-                current_stream_handle())
+                stream_handle(img1.get_device()))
         if compiled and self.call is not None:
             self.check(self.call.compute_async(self.async_fn, *args))
         else:
@@ -157,10 +157,6 @@ def stream_handle(device):
         return _RAW_STREAM(device)
     return torch.cuda.current_stream(device).cuda_stream
 
-
-def current_stream_handle():
-    """PyTorch's current CUDA stream on the current device, as a raw handle."""
-    return stream_handle(torch.cuda.current_device())
 
 
 def median_ms(fn, reps=REPS):
@@ -442,7 +438,7 @@ def main():
         ds = torch.empty(1, dtype=torch.float64, device="cuda")
         rc = engine.call.compute_async(engine.async_fn, engine.handle, 99, SAME, 1, 1, 32, 32,
                                        tiny[0].data_ptr(), tiny[1].data_ptr(), ds.data_ptr(),
-                                       None, None, None, None, None, current_stream_handle())
+                                       None, None, None, None, None, stream_handle(tiny[0].get_device()))
         checks.append(("compiled call refuses a bad dtype", 0.0 if rc < 0 else 1.0, 0.0))
     for name in names:
         bench_shape(name, SHAPES[name], engine, peers, limits, rows, checks)

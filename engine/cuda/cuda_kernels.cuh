@@ -39,7 +39,7 @@ struct ssim_cuda_geometry {
   float sum_scale; /* 2^sum_shift */
   /* A channel score per unit of its plane's fixed-point sum, and a score per unit of its pair's:
    * 2^-sum_shift over the map pixels of a plane, of a pair (set on the host, so that no kernel
-   * divides in doubles: score_scale). */
+   * divides in doubles: plane_score, pair_score). */
   double plane_unit, pair_unit;
 };
 

@@ -165,33 +165,42 @@ template <typename T, int SW, int E0> struct tma_config {
   static_assert(box_w <= 256, "a TMA box row holds at most 256 pixels");
 };
 
+/* Whether the 8 blurred-row indices idx[0..n) fall on distinct banks (16-byte units, mod 8). */
+constexpr bool distinct_banks(const int (&idx)[8], int n) {
+  unsigned banks = 0;
+  for (int i = 0; i < n; i++) {
+    const unsigned bank = 1u << (idx[i] % 8);
+    if (banks & bank)
+      return false;
+    banks |= bank;
+  }
+  return true;
+}
+
 /* Whether the 8 threads of each quarter warp, whose 16-byte accesses are served together, touch
- * 8 distinct banks (16-byte units, mod 8) of the blurred rows: output o of 8 consecutive items
- * in the horizontal pass's stores (the items of a quarter warp in any round), and 8 consecutive
- * columns of a row in the vertical pass's reads. */
+ * 8 distinct banks of the blurred rows: output o of 8 consecutive items in the horizontal pass's
+ * stores (the items of a quarter warp in any round), and 8 consecutive columns of a row in the
+ * vertical pass's reads. */
 template <typename cfg> constexpr bool blurred_rows_conflict_free() {
   constexpr int items = kBatch * cfg::items_per_row;
   for (int first = 0; first < items; first += 8)
     for (int o = 0; o < cfg::item_w; o++) {
-      unsigned banks = 0;
-      for (int item = first; item < first + 8 && item < items; item++) {
+      int idx[8] = {};
+      int n = 0;
+      for (int item = first; item < first + 8 && item < items; item++, n++) {
         const int k = item / cfg::items_per_row;
-        const int col = (item - k * cfg::items_per_row) * cfg::item_w + o;
-        const unsigned bank = 1u << (cfg::h_index(k, col) % 8);
-        if (banks & bank)
-          return false;
-        banks |= bank;
+        idx[n] = cfg::h_index(k, (item - k * cfg::items_per_row) * cfg::item_w + o);
       }
+      if (!distinct_banks(idx, n))
+        return false;
     }
   for (int k = 0; k < kBatch; k++)
     for (int first = 0; first < cfg::threads; first += 8) {
-      unsigned banks = 0;
-      for (int col = first; col < first + 8; col++) {
-        const unsigned bank = 1u << (cfg::h_index(k, col) % 8);
-        if (banks & bank)
-          return false;
-        banks |= bank;
-      }
+      int idx[8] = {};
+      for (int i = 0; i < 8; i++)
+        idx[i] = cfg::h_index(k, first + i);
+      if (!distinct_banks(idx, 8))
+        return false;
     }
   return true;
 }
@@ -521,7 +530,9 @@ template <typename T, int SW, int E0> struct tma_block {
         c.quarters -= kBatch * kQuarterBias;
       } else
         vertical_rows<0, false, MAP, true>(c, h, jbase);
-      /* Without block means, quarters are flushed every step: 11 rows of them fit in 32 bits. */
+      /* Without block means, quarters are flushed every step: 11 rows of them fit in 32 bits
+       * (flush's work without block means, written out: calling flush here changes the
+       * kernel's code, which was measured as it is). */
       if (args.partials == nullptr) {
         c.walk_sum += (int)c.quarters;
         c.quarters = 0;

@@ -110,19 +110,14 @@ __device__ inline double nan_score() {
  * finite). The one expression of each, so that every place that writes scores writes the same
  * bits: a product with the geometry's unit, where a quotient by the pixel count would cost a
  * double division (tens of dependent instructions) at the end of the in-kernel finish. */
-struct score_scale {
-  double plane_unit, pair_unit;
-
-  __device__ __forceinline__ explicit score_scale(const ssim_cuda_geometry &geo)
-      : plane_unit(geo.plane_unit), pair_unit(geo.pair_unit) {}
-
-  __device__ __forceinline__ double plane(unsigned long long q, bool bad) const {
-    return bad ? nan_score() : (double)(long long)q * plane_unit;
-  }
-  __device__ __forceinline__ double pair(unsigned long long total, bool bad) const {
-    return bad ? nan_score() : (double)(long long)total * pair_unit;
-  }
-};
+__device__ __forceinline__ double plane_score(const ssim_cuda_geometry &geo, unsigned long long q,
+                                              bool bad) {
+  return bad ? nan_score() : (double)(long long)q * geo.plane_unit;
+}
+__device__ __forceinline__ double pair_score(const ssim_cuda_geometry &geo,
+                                             unsigned long long total, bool bad) {
+  return bad ? nan_score() : (double)(long long)total * geo.pair_unit;
+}
 
 /*
  * One thread: pair `pair`'s channel scores and score from its planes' fixed-point sums (slot
@@ -134,7 +129,6 @@ __device__ inline void score_pair(const ssim_cuda_geometry &geo, int64_t pair,
                                   unsigned long long *plane_sums, int64_t sum_stride, int slots,
                                   double *scores, double *channel_scores, bool bad) {
   const int channels = geo.channels;
-  const score_scale scale(geo);
   unsigned long long total = 0;
   for (int k = 0; k < channels; k++) {
     unsigned long long q = 0;
@@ -145,9 +139,9 @@ __device__ inline void score_pair(const ssim_cuda_geometry &geo, int64_t pair,
       *sum = 0;
     }
     total += q;
-    channel_scores[pair * channels + k] = scale.plane(q, bad);
+    channel_scores[pair * channels + k] = plane_score(geo, q, bad);
   }
-  scores[pair] = scale.pair(total, bad);
+  scores[pair] = pair_score(geo, total, bad);
 }
 
 /*
@@ -160,7 +154,7 @@ __device__ inline void score_pair(const ssim_cuda_geometry &geo, int64_t pair,
  * flight a thread; at most 256 slots, ssim_cuda_sum_slots), add each plane's up over its lanes
  * into shared memory, then write a channel score a thread and a score a thread: a 1080p pair's
  * 48 slots cost one trip to L2 instead of the three of a thread a pair. The integers are
- * score_pair's, and so are the scores' bits (score_scale).
+ * score_pair's, and so are the scores' bits (plane_score, pair_score).
  */
 __device__ inline void finish_launch(const ssim_cuda_geometry &geo,
                                      const ssim_cuda_forward_args &args, double *shared) {
@@ -202,14 +196,13 @@ __device__ inline void finish_launch(const ssim_cuda_geometry &geo,
   __syncthreads();
   const bool bad = flag == args.call;
   const int channels = geo.channels;
-  const score_scale scale(geo);
   for (int64_t p = threadIdx.x; p < planes; p += blockDim.x)
-    f.channel_scores[p] = scale.plane(totals[p], bad);
+    f.channel_scores[p] = plane_score(geo, totals[p], bad);
   for (int64_t pair = threadIdx.x; pair < planes / channels; pair += blockDim.x) {
     unsigned long long total = 0;
     for (int k = 0; k < channels; k++)
       total += totals[pair * channels + k];
-    f.scores[pair] = scale.pair(total, bad);
+    f.scores[pair] = pair_score(geo, total, bad);
   }
   if (threadIdx.x == 0) {
     *f.counters = 0;
